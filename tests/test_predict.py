@@ -1,0 +1,195 @@
+"""predict.py: MNIST-style preprocessing, predictions on transformed test digits, and every kind of bad input."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO
+from PIL import Image, ImageOps
+
+import predict
+
+MODEL = REPO / "models" / "mnist_cnn.keras"
+STYLES = ["inverted", "scaled up", "off-centre", "rgb colours", "rgba transparent", "jpeg"]
+
+
+def dark_on_light(digit, size=None):
+    """An MNIST digit (white on black) as dark ink on white paper, optionally resized to size x size."""
+    image = Image.fromarray(255 - digit)
+    return image.resize((size, size), Image.Resampling.BICUBIC) if size else image
+
+
+def transform(digit, style, rng, folder, name):
+    """Write a test digit to a file the way photos and scans differ from MNIST; return its path."""
+    size = int(rng.integers(56, 200))
+    if style == "inverted":
+        image = dark_on_light(digit)
+    elif style == "scaled up":
+        image = dark_on_light(digit, size)
+        if rng.random() < 0.5:  # light ink on a dark board, too
+            image = ImageOps.invert(image)
+    elif style == "off-centre":
+        page = Image.new("L", (size * 3, size * 2), int(rng.integers(170, 256)))
+        page.paste(ImageOps.autocontrast(dark_on_light(digit, size)).point(lambda v: min(v, page.getpixel((0, 0)))),
+                   (int(rng.integers(0, size * 2)), int(rng.integers(0, size))))
+        image = page
+    elif style == "rgb colours":
+        ink, paper = tuple(int(v) for v in rng.integers(0, 90, 3)), tuple(int(v) for v in rng.integers(170, 256, 3))
+        image = ImageOps.colorize(dark_on_light(digit, size), black=ink, white=paper)
+    elif style == "rgba transparent":
+        image = Image.new("RGBA", (size, size), (20, 20, 20, 0))
+        image.putalpha(ImageOps.invert(dark_on_light(digit, size)))
+    elif style == "jpeg":
+        path = folder / f"{name}.jpg"
+        dark_on_light(digit, size).convert("RGB").save(path, quality=int(rng.integers(40, 90)))
+        return path
+    path = folder / f"{name}.png"
+    image.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def test_digits(mnist):
+    (_, _), (x_test, y_test) = mnist
+    return x_test, y_test
+
+
+def center_of_mass(image):
+    rows, cols = np.indices(image.shape)
+    return (rows * image).sum() / image.sum(), (cols * image).sum() / image.sum()
+
+
+def assert_mnist_like(result, reference, tolerance):
+    assert result.shape == (28, 28) and result.dtype == np.float32
+    assert result.min() >= 0.0 and 0.9 < result.max() <= 1.0
+    row, col = center_of_mass(result)
+    assert abs(row - 14.0) < 0.75 and abs(col - 14.0) < 0.75
+    rows, cols = np.nonzero(result > 0.05)
+    assert max(np.ptp(rows), np.ptp(cols)) + 1 <= 22  # the 20 x 20 box, plus anti-aliasing fringe
+    # Rounding the centre of mass may place a resampled digit one pixel off: compare at the best of those shifts.
+    difference = min(np.abs(np.roll(result, (dr, dc), axis=(0, 1)) - reference).mean()
+                     for dr in (-1, 0, 1) for dc in (-1, 0, 1))
+    assert difference < tolerance, difference
+
+
+def test_mnist_digits_come_back_nearly_unchanged(test_digits):
+    x_test, _ = test_digits
+    for digit in x_test[:20]:
+        assert_mnist_like(predict.mnist_style(Image.fromarray(digit)), digit / 255.0, 0.01)
+
+
+def test_inverted_input_gives_the_same_result(test_digits):
+    digit = test_digits[0][3]
+    original = predict.mnist_style(Image.fromarray(digit))
+    np.testing.assert_allclose(predict.mnist_style(dark_on_light(digit)), original, atol=1e-6)
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_each_kind_of_image_becomes_mnist_like(test_digits, style, tmp_path):
+    rng = np.random.default_rng(7)
+    x_test, _ = test_digits
+    for i, digit in enumerate(x_test[10:20]):
+        with Image.open(transform(digit, style, rng, tmp_path, f"{style}-{i}")) as image:
+            assert_mnist_like(predict.mnist_style(image), predict.mnist_style(Image.fromarray(digit)), 0.05)
+
+
+def test_off_centre_digit_on_large_canvas_is_centred():
+    canvas = np.full((400, 600), 255, np.uint8)
+    canvas[30:90, 480:500] = 0  # a thick vertical stroke, a "1", near the top right corner
+    result = predict.mnist_style(Image.fromarray(canvas))
+    rows, cols = np.nonzero(result > 0.5)
+    assert np.ptp(rows) + 1 == 20 and np.ptp(cols) + 1 <= 8
+    row, col = center_of_mass(result)
+    assert abs(row - 14.0) < 0.6 and abs(col - 14.0) < 0.6
+
+
+def test_blank_and_tiny_images_are_refused():
+    with pytest.raises(ValueError, match="no ink"):
+        predict.mnist_style(Image.new("L", (100, 100), 255))
+    with pytest.raises(ValueError, match="no ink"):
+        predict.mnist_style(Image.new("RGBA", (100, 100), (0, 0, 0, 0)))
+    with pytest.raises(ValueError, match="too small"):
+        predict.mnist_style(Image.new("L", (5, 40), 0))
+
+
+def run_predict(*args):
+    return subprocess.run([sys.executable, str(REPO / "predict.py"), *map(str, args)], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_300_transformed_test_digits_are_predicted(test_digits, tmp_path):
+    """Held-out test digits, chosen at random and transformed six ways; the acceptance is >= 97% correct."""
+    x_test, y_test = test_digits
+    rng = np.random.default_rng(2026)
+    chosen = rng.choice(len(x_test), size=300, replace=False)
+    paths, labels = [], {}
+    for n, index in enumerate(chosen):
+        path = transform(x_test[index], STYLES[n % len(STYLES)], rng, tmp_path, f"digit{n:03d}")
+        paths.append(path)
+        labels[str(path)] = int(y_test[index])
+    run = run_predict("--json", *paths)
+    assert run.returncode == 0 and run.stderr == "", run.stderr
+    answers = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [a["path"] for a in answers] == [str(p) for p in paths]
+    for answer in answers:
+        assert 0 <= answer["digit"] <= 9 and 0.0 <= answer["probability"] <= 1.0
+        assert len(answer["top3"]) == 3 and answer["top3"][0]["digit"] == answer["digit"]
+    correct = {style: [] for style in STYLES}
+    for n, answer in enumerate(answers):
+        correct[STYLES[n % len(STYLES)]].append(answer["digit"] == labels[answer["path"]])
+    accuracy = np.mean([a["digit"] == labels[a["path"]] for a in answers])
+    by_style = {style: f"{np.mean(c):.0%}" for style, c in correct.items()}
+    print(f"accuracy on 300 transformed test digits: {accuracy:.2%}; by style {by_style}")
+    assert accuracy >= 0.97, by_style
+
+
+def test_text_output_and_exit_code_zero(test_digits, tmp_path):
+    path = tmp_path / "seven.png"
+    dark_on_light(test_digits[0][0], 120).save(path)  # test digit 0 is a 7
+    run = run_predict(path)
+    assert run.returncode == 0 and run.stderr == ""
+    assert run.stdout.startswith(f"{path}: 7 (") and run.stdout.count("\n") == 1
+
+
+def test_bad_inputs_are_refused_one_line_each_and_the_rest_still_predicted(test_digits, tmp_path):
+    good = tmp_path / "good.png"
+    dark_on_light(test_digits[0][1], 100).save(good)
+    png_bytes = good.read_bytes()
+    (tmp_path / "notes.png").write_text("this is not an image\n")
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "truncated.png").write_bytes(png_bytes[: len(png_bytes) // 2])
+    Image.new("L", (64, 64), 250).save(tmp_path / "blank.png")
+    Image.new("L", (4, 4), 0).save(tmp_path / "tiny.png")
+    (tmp_path / "folder.png").mkdir()
+    bad = {"missing.png": "no such file", "folder.png": "directory", "notes.png": "not an image",
+           "empty.png": "empty", "truncated.png": "truncated", "blank.png": "no ink", "tiny.png": "too small"}
+    run = run_predict("--json", tmp_path / "missing.png", good, *(tmp_path / name for name in list(bad)[1:]))
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    errors = run.stderr.splitlines()
+    assert len(errors) == len(bad), run.stderr
+    for line, (name, problem) in zip(errors, bad.items()):
+        assert line.startswith(f"{tmp_path / name}: ") and problem in line, line
+    [answer] = [json.loads(line) for line in run.stdout.splitlines()]
+    assert answer["path"] == str(good) and answer["digit"] == test_digits[1][1]
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    run = run_predict("--model", tmp_path / "none.keras", tmp_path / "x.png")
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.splitlines() == [f"{tmp_path / 'none.keras'}: model file not found"]
+
+
+def test_corrupt_model_is_a_clear_error(tmp_path):
+    model = tmp_path / "broken.keras"
+    model.write_bytes(MODEL.read_bytes()[:5000])
+    run = run_predict("--model", model, tmp_path / "x.png")
+    assert run.returncode == 2 and run.stdout == "" and "Traceback" not in run.stderr
+    [line] = run.stderr.splitlines()
+    assert line.startswith(f"{model}: cannot load the model")
+
+
+def test_usage_error_without_images():
+    run = run_predict()
+    assert run.returncode == 2 and "usage:" in run.stderr
