@@ -8,3 +8,4 @@ unset MNIST_QUICK
 .venv/bin/jupyter nbconvert --to notebook --execute --inplace MNIST_project.ipynb \
   --ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.kernel_name=python3
 cat figures/results.csv
+.venv/bin/python scripts/update_readme.py

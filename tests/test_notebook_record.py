@@ -1,5 +1,6 @@
 """The committed notebook is the record of one clean, complete run on the full data, and its outputs agree."""
 import ast
+import importlib.util
 import io
 import re
 import subprocess
@@ -114,3 +115,12 @@ def test_notebook_preprocessing_is_the_one_predict_py_uses():
     [cell] = [c for c in notebook_cells() if "def mnist_style(" in cell_source(c)]
     assert cell_source(cell).strip() == ast.get_source_segment(predict_source, function).strip(), (
         "the notebook's mnist_style differs from predict.py's: keep the two copies identical")
+
+
+def test_readme_shows_the_recorded_results():
+    spec = importlib.util.spec_from_file_location("update_readme", REPO / "scripts" / "update_readme.py")
+    update_readme = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(update_readme)
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = readme.split(update_readme.START, 1)[1].split(update_readme.END, 1)[0].strip()
+    assert block == update_readme.results_block(), "README.md's results differ: run scripts/update_readme.py"

@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Write the recorded run's results into README.md, between its results markers.
+
+The numbers come from figures/results.csv and the notebook's own printed run time and machine, so the README never
+holds a number typed by hand. scripts/run_notebook.sh runs this after each full run; tests check that they agree.
+"""
+import csv
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def printed_line(notebook, prefix):
+    for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
+        for output in cell.get("outputs", []):
+            text = "".join(output.get("text", ""))
+            for line in text.splitlines():
+                if line.startswith(prefix):
+                    return line.strip()
+    raise SystemExit(f"{notebook}: no printed line starts with {prefix!r}: run the notebook first")
+
+
+def results_block(repo=REPO):
+    rows = list(csv.DictReader((repo / "figures" / "results.csv").open(encoding="utf-8")))
+    notebook = repo / "MNIST_project.ipynb"
+    lines = ["| model | parameters | epochs | training time (s) | test loss | test accuracy | test errors |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for row in rows:
+        lines.append(f"| {row['model']} | {int(row['params']):,} | {row['epochs']} | {float(row['train_seconds']):.0f} "
+                     f"| {float(row['test_loss']):.4f} | {100 * float(row['test_accuracy']):.2f}% "
+                     f"| {row['test_errors']} |")
+    runtime = printed_line(notebook, "Total run time:")
+    software = ", ".join(" ".join(printed_line(notebook, name).split()) for name in ("TensorFlow", "Keras"))
+    devices = " ".join(printed_line(notebook, "Devices:").split()[1:])
+    lines += ["", f"Measured by the recorded run: {runtime[0].lower()}{runtime[1:]}. Devices: {devices}; {software}."]
+    return "\n".join(lines)
+
+
+def main():
+    readme = REPO / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    if START not in text or END not in text:
+        sys.exit(f"{readme}: the markers {START} and {END} are missing")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{START}\n{results_block()}\n{END}{tail}", encoding="utf-8")
+    print(f"updated the results in {readme}")
+
+
+if __name__ == "__main__":
+    main()
