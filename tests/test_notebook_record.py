@@ -67,7 +67,7 @@ def test_record_reads_clean():
 
 
 def recorded_results():
-    printed = outputs_text(cell_printing(r"^model\s+params\s+epochs"))
+    printed = outputs_text(cell_printing(r"(?m)^\s*model\s+params\s+epochs"))
     table = printed.split("\n\n")[0]
     return pd.read_csv(io.StringIO(table), sep=r"\s+")
 
