@@ -83,6 +83,8 @@ def read_image(path):
         raise ValueError("not an image format Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as err:  # Pillow's errors for truncated or corrupt data
         raise ValueError(f"truncated or corrupt image ({err})") from None
+    except Image.DecompressionBombError:
+        raise ValueError("the image is too large to decode safely") from None
 
 
 @contextlib.contextmanager

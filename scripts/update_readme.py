@@ -32,10 +32,11 @@ def results_block(repo=REPO):
         lines.append(f"| {row['model']} | {int(row['params']):,} | {row['epochs']} | {float(row['train_seconds']):.0f} "
                      f"| {float(row['test_loss']):.4f} | {100 * float(row['test_accuracy']):.2f}% "
                      f"| {row['test_errors']} |")
-    runtime = printed_line(notebook, "Total run time:")
+    runtime = printed_line(notebook, "Total run time:").split(";")[0]
     software = ", ".join(" ".join(printed_line(notebook, name).split()) for name in ("TensorFlow", "Keras"))
     devices = " ".join(printed_line(notebook, "Devices:").split()[1:])
-    lines += ["", f"Measured by the recorded run: {runtime[0].lower()}{runtime[1:]}. Devices: {devices}; {software}."]
+    lines += ["", f"{runtime} for the whole notebook, measured by the recorded run with {software} "
+                  f"on {devices}."]
     return "\n".join(lines)
 
 
