@@ -6,7 +6,7 @@ set -euo pipefail
 source "$(dirname "$0")/setup_env.sh"
 for seed in "$@"; do
   out="$(mktemp -d)"
-  .venv/bin/papermill --log-level WARNING MNIST_project.ipynb "$out/run.ipynb" \
+  .venv/bin/papermill --log-level WARNING --no-progress-bar MNIST_project.ipynb "$out/run.ipynb" \
     -p SEED "$seed" -p OUTPUT_DIR "$out" -p FNN_EPOCHS 1 -p CNN_EPOCHS 1
   echo "seed $seed ($out):"
   cat "$out/figures/results.csv"
