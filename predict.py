@@ -81,6 +81,8 @@ def read_image(path):
             return image.copy()
     except Image.UnidentifiedImageError:
         raise ValueError("not an image format Pillow can read") from None
+    except PermissionError:
+        raise ValueError("permission denied") from None
     except (OSError, SyntaxError, ValueError) as err:  # Pillow's errors for truncated or corrupt data
         raise ValueError(f"truncated or corrupt image ({err})") from None
     except Image.DecompressionBombError:
