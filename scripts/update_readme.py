@@ -13,28 +13,33 @@ REPO = Path(__file__).resolve().parents[1]
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
-def printed_line(notebook, prefix):
-    for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
-        for output in cell.get("outputs", []):
-            text = "".join(output.get("text", ""))
-            for line in text.splitlines():
-                if line.startswith(prefix):
-                    return line.strip()
-    raise SystemExit(f"{notebook}: no printed line starts with {prefix!r}: run the notebook first")
+def printed_lines(notebook):
+    """Every line the notebook's code cells printed, stripped."""
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    texts = ("".join(output.get("text", "")) for cell in cells for output in cell.get("outputs", []))
+    return [line.strip() for text in texts for line in text.splitlines()]
+
+
+def first_line(lines, prefix):
+    found = next((line for line in lines if line.startswith(prefix)), None)
+    if found is None:
+        raise SystemExit(f"the notebook printed no line starting with {prefix!r}: run it first")
+    return found
 
 
 def results_block(repo=REPO):
-    rows = list(csv.DictReader((repo / "figures" / "results.csv").open(encoding="utf-8")))
-    notebook = repo / "MNIST_project.ipynb"
+    with (repo / "figures" / "results.csv").open(encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    printed = printed_lines(repo / "MNIST_project.ipynb")
     lines = ["| model | parameters | epochs | training time (s) | test loss | test accuracy | test errors |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for row in rows:
         lines.append(f"| {row['model']} | {int(row['params']):,} | {row['epochs']} | {float(row['train_seconds']):.0f} "
                      f"| {float(row['test_loss']):.4f} | {100 * float(row['test_accuracy']):.2f}% "
                      f"| {row['test_errors']} |")
-    runtime = printed_line(notebook, "Total run time:").split(";")[0]
-    software = ", ".join(" ".join(printed_line(notebook, name).split()) for name in ("TensorFlow", "Keras"))
-    devices = " ".join(printed_line(notebook, "Devices:").split()[1:])
+    runtime = first_line(printed, "Total run time:").split(";")[0]
+    software = ", ".join(" ".join(first_line(printed, name).split()) for name in ("TensorFlow", "Keras"))
+    devices = " ".join(first_line(printed, "Devices:").split()[1:])
     lines += ["", f"{runtime} for the whole notebook, measured by the recorded run with {software} "
                   f"on {devices}."]
     return "\n".join(lines)
