@@ -11,6 +11,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+SPEED_START, SPEED_END = "<!-- speed:start -->", "<!-- speed:end -->"
 
 
 def printed_lines(notebook):
@@ -34,7 +35,8 @@ def results_block(repo=REPO):
     lines = ["| model | parameters | epochs | training time (s) | test loss | test accuracy | test errors |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for row in rows:
-        lines.append(f"| {row['model']} | {int(row['params']):,} | {row['epochs']} | {float(row['train_seconds']):.0f} "
+        lines.append(f"| {row['model']} | {int(row['params']):,} | {row['epochs'] or '–'} "
+                     f"| {float(row['train_seconds']):.0f} "
                      f"| {float(row['test_loss']):.4f} | {100 * float(row['test_accuracy']):.2f}% "
                      f"| {row['test_errors']} |")
     runtime = first_line(printed, "Total run time:").split(";")[0]
@@ -45,14 +47,46 @@ def results_block(repo=REPO):
     return "\n".join(lines)
 
 
+def read_csv(path):
+    with path.open(encoding="utf-8") as file:
+        return list(csv.DictReader(file))
+
+
+def speed_block(repo=REPO):
+    """The side-by-side training benchmark and the seed spread, from the CSVs of scripts/benchmark_training.py."""
+    benchmark = read_csv(repo / "figures" / "training_benchmark.csv")
+    spread = read_csv(repo / "figures" / "seed_spread.csv")
+    lines = ["| design | epochs | seconds per epoch | training time (s) | validation accuracy | test accuracy |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for row in benchmark:
+        lines.append(f"| {row['model']} | {row['epochs']} | {float(row['seconds_per_epoch']):.1f} "
+                     f"| {float(row['train_seconds']):.0f} | {100 * float(row['val_accuracy']):.2f}% "
+                     f"| {100 * float(row['test_accuracy']):.2f}% |")
+    ratio = float(benchmark[1]["train_seconds"]) / float(benchmark[0]["train_seconds"])
+    accuracies = [100 * float(row["test_accuracy"]) for row in spread]
+    mean = sum(accuracies) / len(accuracies)
+    deviation = (sum((a - mean) ** 2 for a in accuracies) / (len(accuracies) - 1)) ** 0.5 if len(accuracies) > 1 else 0
+    lines += ["", f"The new design trains in {ratio:.0%} of the reference's time (seed {benchmark[0]['seed']}, both in "
+                  f"one run). Over {len(spread)} seeds ({', '.join(row['seed'] for row in spread)}) its test accuracy "
+                  f"is {mean:.2f}% on average (standard deviation {deviation:.2f} points, lowest "
+                  f"{min(accuracies):.2f}%, highest {max(accuracies):.2f}%)."]
+    return "\n".join(lines)
+
+
+def replace_between(text, start, end, block):
+    if start not in text or end not in text:
+        sys.exit(f"README.md: the markers {start} and {end} are missing")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{block}\n{end}{tail}"
+
+
 def main():
     readme = REPO / "README.md"
-    text = readme.read_text(encoding="utf-8")
-    if START not in text or END not in text:
-        sys.exit(f"{readme}: the markers {START} and {END} are missing")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{START}\n{results_block()}\n{END}{tail}", encoding="utf-8")
+    text = replace_between(readme.read_text(encoding="utf-8"), START, END, results_block())
+    if (REPO / "figures" / "seed_spread.csv").exists():
+        text = replace_between(text, SPEED_START, SPEED_END, speed_block())
+    readme.write_text(text, encoding="utf-8")
     print(f"updated the results in {readme}")
 
 

@@ -1,16 +1,22 @@
-"""Shared fixtures: the repository paths, code taken from the notebook, and the real MNIST files."""
+"""Shared fixtures: the repository paths, code taken from the notebook, the real MNIST files, test images made
+from them, and the web app running as a server."""
 import gzip
 import json
 import os
+import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
+from PIL import Image, ImageOps
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "MNIST_project.ipynb"
-sys.path.insert(0, str(REPO))  # for `import predict`
+sys.path.insert(0, str(REPO))  # for `import mnist_digits`
 
 
 def notebook_cells(kind="code"):
@@ -54,3 +60,72 @@ def mnist_dir():
 @pytest.fixture(scope="session")
 def mnist(idx, mnist_dir):
     return idx["load_mnist_idx"](mnist_dir)
+
+
+STYLES = ["inverted", "scaled up", "off-centre", "rgb colours", "rgba transparent", "jpeg"]
+
+
+def dark_on_light(digit, size=None):
+    """An MNIST digit (white on black) as dark ink on white paper, optionally resized to size x size."""
+    image = Image.fromarray(255 - digit)
+    return image.resize((size, size), Image.Resampling.BICUBIC) if size else image
+
+
+def transform(digit, style, rng, folder, name):
+    """Write an MNIST digit (white on black, uint8) to a file the way photos and scans differ; return its path."""
+    size = int(rng.integers(56, 200))
+    if style == "inverted":
+        image = dark_on_light(digit)
+    elif style == "scaled up":
+        image = dark_on_light(digit, size)
+        if rng.random() < 0.5:  # light ink on a dark board, too
+            image = ImageOps.invert(image)
+    elif style == "off-centre":
+        page = Image.new("L", (size * 3, size * 2), int(rng.integers(170, 256)))
+        page.paste(ImageOps.autocontrast(dark_on_light(digit, size)).point(lambda v: min(v, page.getpixel((0, 0)))),
+                   (int(rng.integers(0, size * 2)), int(rng.integers(0, size))))
+        image = page
+    elif style == "rgb colours":
+        ink, paper = tuple(int(v) for v in rng.integers(0, 90, 3)), tuple(int(v) for v in rng.integers(170, 256, 3))
+        image = ImageOps.colorize(dark_on_light(digit, size), black=ink, white=paper)
+    elif style == "rgba transparent":
+        image = Image.new("RGBA", (size, size), (20, 20, 20, 0))
+        image.putalpha(ImageOps.invert(dark_on_light(digit, size)))
+    elif style == "jpeg":
+        path = folder / f"{name}.jpg"
+        dark_on_light(digit, size).convert("RGB").save(path, quality=int(rng.integers(40, 90)))
+        return path
+    path = folder / f"{name}.png"
+    image.save(path)
+    return path
+
+
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live_server():
+    """The web app started as `python -m app` on a free local port, as scripts/serve.sh starts it; its base URL."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "app", "--port", str(port)], cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(f"{base}/api/health", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            pytest.fail(f"the app did not start: {server.stderr.read()[-2000:]}")
+        time.sleep(0.5)
+    yield base
+    server.terminate()
+    server.wait(timeout=30)

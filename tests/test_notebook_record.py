@@ -109,12 +109,12 @@ def test_notebook_stands_alone():
 
 
 def test_notebook_preprocessing_is_the_one_predict_py_uses():
-    predict_source = (REPO / "predict.py").read_text()
+    predict_source = (REPO / "mnist_digits.py").read_text()
     predict_tree = ast.parse(predict_source)
     [function] = [n for n in predict_tree.body if isinstance(n, ast.FunctionDef) and n.name == "mnist_style"]
     [cell] = [c for c in notebook_cells() if "def mnist_style(" in cell_source(c)]
     assert cell_source(cell).strip() == ast.get_source_segment(predict_source, function).strip(), (
-        "the notebook's mnist_style differs from predict.py's: keep the two copies identical")
+        "the notebook's mnist_style differs from mnist_digits.py's: keep the two copies identical")
 
 
 def test_readme_shows_the_recorded_results():

@@ -5,48 +5,12 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO
-from PIL import Image, ImageOps
+from conftest import REPO, STYLES, dark_on_light, transform
+from PIL import Image
 
-import predict
+import mnist_digits
 
 MODEL = REPO / "models" / "mnist_cnn.keras"
-STYLES = ["inverted", "scaled up", "off-centre", "rgb colours", "rgba transparent", "jpeg"]
-
-
-def dark_on_light(digit, size=None):
-    """An MNIST digit (white on black) as dark ink on white paper, optionally resized to size x size."""
-    image = Image.fromarray(255 - digit)
-    return image.resize((size, size), Image.Resampling.BICUBIC) if size else image
-
-
-def transform(digit, style, rng, folder, name):
-    """Write a test digit to a file the way photos and scans differ from MNIST; return its path."""
-    size = int(rng.integers(56, 200))
-    if style == "inverted":
-        image = dark_on_light(digit)
-    elif style == "scaled up":
-        image = dark_on_light(digit, size)
-        if rng.random() < 0.5:  # light ink on a dark board, too
-            image = ImageOps.invert(image)
-    elif style == "off-centre":
-        page = Image.new("L", (size * 3, size * 2), int(rng.integers(170, 256)))
-        page.paste(ImageOps.autocontrast(dark_on_light(digit, size)).point(lambda v: min(v, page.getpixel((0, 0)))),
-                   (int(rng.integers(0, size * 2)), int(rng.integers(0, size))))
-        image = page
-    elif style == "rgb colours":
-        ink, paper = tuple(int(v) for v in rng.integers(0, 90, 3)), tuple(int(v) for v in rng.integers(170, 256, 3))
-        image = ImageOps.colorize(dark_on_light(digit, size), black=ink, white=paper)
-    elif style == "rgba transparent":
-        image = Image.new("RGBA", (size, size), (20, 20, 20, 0))
-        image.putalpha(ImageOps.invert(dark_on_light(digit, size)))
-    elif style == "jpeg":
-        path = folder / f"{name}.jpg"
-        dark_on_light(digit, size).convert("RGB").save(path, quality=int(rng.integers(40, 90)))
-        return path
-    path = folder / f"{name}.png"
-    image.save(path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -76,13 +40,13 @@ def assert_mnist_like(result, reference, tolerance):
 def test_mnist_digits_come_back_nearly_unchanged(test_digits):
     x_test, _ = test_digits
     for digit in x_test[:20]:
-        assert_mnist_like(predict.mnist_style(Image.fromarray(digit)), digit / 255.0, 0.01)
+        assert_mnist_like(mnist_digits.mnist_style(Image.fromarray(digit)), digit / 255.0, 0.01)
 
 
 def test_inverted_input_gives_the_same_result(test_digits):
     digit = test_digits[0][3]
-    original = predict.mnist_style(Image.fromarray(digit))
-    np.testing.assert_allclose(predict.mnist_style(dark_on_light(digit)), original, atol=1e-6)
+    original = mnist_digits.mnist_style(Image.fromarray(digit))
+    np.testing.assert_allclose(mnist_digits.mnist_style(dark_on_light(digit)), original, atol=1e-6)
 
 
 @pytest.mark.parametrize("style", STYLES)
@@ -91,13 +55,13 @@ def test_each_kind_of_image_becomes_mnist_like(test_digits, style, tmp_path):
     x_test, _ = test_digits
     for i, digit in enumerate(x_test[10:20]):
         with Image.open(transform(digit, style, rng, tmp_path, f"{style}-{i}")) as image:
-            assert_mnist_like(predict.mnist_style(image), predict.mnist_style(Image.fromarray(digit)), 0.05)
+            assert_mnist_like(mnist_digits.mnist_style(image), mnist_digits.mnist_style(Image.fromarray(digit)), 0.05)
 
 
 def test_off_centre_digit_on_large_canvas_is_centred():
     canvas = np.full((400, 600), 255, np.uint8)
     canvas[30:90, 480:500] = 0  # a thick vertical stroke, a "1", near the top right corner
-    result = predict.mnist_style(Image.fromarray(canvas))
+    result = mnist_digits.mnist_style(Image.fromarray(canvas))
     rows, cols = np.nonzero(result > 0.5)
     assert np.ptp(rows) + 1 == 20 and np.ptp(cols) + 1 <= 8
     row, col = center_of_mass(result)
@@ -106,11 +70,11 @@ def test_off_centre_digit_on_large_canvas_is_centred():
 
 def test_blank_and_tiny_images_are_refused():
     with pytest.raises(ValueError, match="no ink"):
-        predict.mnist_style(Image.new("L", (100, 100), 255))
+        mnist_digits.mnist_style(Image.new("L", (100, 100), 255))
     with pytest.raises(ValueError, match="no ink"):
-        predict.mnist_style(Image.new("RGBA", (100, 100), (0, 0, 0, 0)))
+        mnist_digits.mnist_style(Image.new("RGBA", (100, 100), (0, 0, 0, 0)))
     with pytest.raises(ValueError, match="too small"):
-        predict.mnist_style(Image.new("L", (5, 40), 0))
+        mnist_digits.mnist_style(Image.new("L", (5, 40), 0))
 
 
 def run_predict(*args):

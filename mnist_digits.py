@@ -1,0 +1,189 @@
+"""The model of MNIST_project.ipynb put to use: read an image, preprocess it like MNIST, predict the digit.
+
+`predict.py`, the web app in `app/` and the tests import this module; the notebook keeps its own copy of
+`mnist_style` (it must run alone in Colab) and a test holds the two copies identical.
+"""
+import contextlib
+import io
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+DEFAULT_MODEL = MODELS_DIR / "mnist_cnn.keras"
+DEFAULT_UNSURE_BELOW = 0.9  # used until the notebook has written the model's metadata file beside it
+MAX_PIXELS = 25_000_000  # refuse larger images before decoding them (decompression bombs)
+
+
+def mnist_style(image, min_side=8, min_contrast=0.15):
+    """Turn a PIL image of one digit into a 28 x 28 float32 array in [0, 1], white ink on black, like MNIST.
+
+    MNIST's recipe: grayscale; ink made white on a black background; cropped to the ink; scaled with
+    anti-aliasing to fit a 20 x 20 box, keeping the aspect ratio; placed in a 28 x 28 image so that its centre of
+    mass is at the centre. Raises ValueError for an image too small to hold a digit or with no visible ink.
+    """
+    image = ImageOps.exif_transpose(image)
+    if min(image.size) < min_side:
+        raise ValueError(f"image is {image.width}x{image.height} pixels, too small to hold a digit "
+                         f"(at least {min_side}x{min_side})")
+    rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
+    gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    alpha = rgba[..., 3]
+    if alpha.min() < 1.0:  # transparency: put the strokes on a background of the opposite brightness
+        opaque = alpha > 0.5
+        ink_is_dark = gray[opaque].mean() < 0.5 if opaque.any() else True
+        gray = gray * alpha + (1.0 if ink_is_dark else 0.0) * (1.0 - alpha)
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    background = np.median(border)
+    if background > 0.5:  # dark ink on light paper: invert so that ink is bright
+        gray, background = 1.0 - gray, 1.0 - background
+    ink = np.clip(gray - background, 0.0, None)
+    if ink.max() < min_contrast:
+        raise ValueError("no ink found: the image is blank or has almost no contrast")
+    ink /= ink.max()
+    rows, cols = np.nonzero(ink > 0.3)  # the ink's bounding box, ignoring faint noise
+    box = ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    box[box < 0.1] = 0.0
+    height, width = box.shape
+    scale = 20.0 / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = Image.fromarray(np.uint8(np.round(box * 255))).resize(size, Image.Resampling.LANCZOS)
+    small = np.asarray(small, dtype=np.float32) / 255.0
+    total = small.sum()
+    if total == 0:
+        raise ValueError("no ink left after scaling the digit down")
+    center_row = (np.arange(small.shape[0]) @ small.sum(axis=1)) / total
+    center_col = (np.arange(small.shape[1]) @ small.sum(axis=0)) / total
+    top, left = round(14.0 - center_row), round(14.0 - center_col)  # MNIST puts the centre of mass at (14, 14)
+    top, left = min(max(top, 0), 28 - small.shape[0]), min(max(left, 0), 28 - small.shape[1])
+    canvas = np.zeros((28, 28), dtype=np.float32)
+    canvas[top:top + small.shape[0], left:left + small.shape[1]] = small
+    return canvas
+
+
+def decode_image(source, max_pixels=MAX_PIXELS):
+    """Fully decode an image from a file object or bytes, or raise ValueError with the problem in a few words.
+
+    The size in the header is checked before any pixel is decoded, so a small file that would expand to
+    gigabytes (a decompression bomb) is refused cheaply.
+    """
+    if isinstance(source, bytes | bytearray):
+        if not source:
+            raise ValueError("the file is empty")
+        source = io.BytesIO(source)
+    try:
+        with Image.open(source) as image:
+            if image.width * image.height > max_pixels:
+                raise ValueError(f"the image is too large to decode safely ({image.width}x{image.height} pixels, "
+                                 f"at most {max_pixels:,})")
+            image.load()
+            return image.copy()
+    except Image.UnidentifiedImageError:
+        raise ValueError("not an image format Pillow can read") from None
+    except Image.DecompressionBombError:
+        raise ValueError("the image is too large to decode safely") from None
+    except PermissionError:
+        raise ValueError("permission denied") from None
+    except ValueError:
+        raise
+    except (OSError, SyntaxError, EOFError, IndexError, TypeError) as err:  # Pillow's errors for corrupt data
+        raise ValueError(f"truncated or corrupt image ({str(err).splitlines()[0] if str(err) else 'no detail'})"
+                         ) from None
+
+
+def read_image(path, max_pixels=MAX_PIXELS):
+    """Open and fully decode an image file, or raise ValueError with the problem in a few words."""
+    path = Path(path)
+    if not path.exists():
+        raise ValueError("no such file")
+    if path.is_dir():
+        raise ValueError("is a directory, not an image")
+    if path.stat().st_size == 0:
+        raise ValueError("the file is empty")
+    try:
+        with open(path, "rb") as file:
+            return decode_image(file, max_pixels)
+    except PermissionError:
+        raise ValueError("permission denied") from None
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Hide TensorFlow's C++ start-up notices, which it writes to file descriptor 2 before logging is configured."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def load_model(path=DEFAULT_MODEL):
+    """Load a Keras model in safe mode, or raise ValueError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError("model file not found" if not path.exists() else "model path is not a file")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with native_stderr_silenced():
+        import keras
+        try:
+            model = keras.saving.load_model(path, safe_mode=True, compile=False)
+        except Exception as err:  # Keras raises many types for a damaged or foreign file
+            message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(f"cannot load the model: {message}") from None
+    if tuple(model.input_shape[1:]) != (28, 28, 1):
+        raise ValueError(f"the model takes inputs of shape {model.input_shape[1:]}, not 28 x 28 x 1 digits")
+    return model
+
+
+def metadata_path(model_path):
+    return Path(model_path).with_suffix(".json")
+
+
+def load_metadata(model_path=DEFAULT_MODEL):
+    """The metadata the notebook saves beside the model (name, accuracies, unsure threshold), or defaults."""
+    try:
+        metadata = json.loads(metadata_path(model_path).read_text(encoding="utf-8"))
+        threshold = float(metadata["unsure_below"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return {"unsure_below": DEFAULT_UNSURE_BELOW, "source": "default"}
+    if not 0.0 <= threshold <= 1.0:
+        return {"unsure_below": DEFAULT_UNSURE_BELOW, "source": "default"}
+    return {**metadata, "unsure_below": threshold, "source": metadata_path(model_path).name}
+
+
+@dataclass
+class Prediction:
+    digit: int
+    probability: float
+    probabilities: list  # ten floats, one per digit
+    top3: list  # [(digit, probability)] most likely first
+    unsure: bool
+
+    def describe(self):
+        """One line for people: '7 (99.8%; next 1 0.1%, 9 0.0%)', or 'not sure: 4 or 9? ...'."""
+        (first, p1), (second, p2), (third, p3) = self.top3
+        scores = f"({p1:.1%}; next {second} {p2:.1%}, {third} {p3:.1%})"
+        return f"not sure: {first} or {second}? {scores}" if self.unsure else f"{first} {scores}"
+
+
+def predict(model, digit_images, unsure_below=DEFAULT_UNSURE_BELOW):
+    """Classify MNIST-style 28 x 28 arrays (from mnist_style) with a loaded model; one Prediction each."""
+    batch = np.asarray(digit_images, dtype=np.float32).reshape(-1, 28, 28, 1)
+    probabilities = np.asarray(model(batch), dtype=np.float64)  # a Keras model or a traced function of one
+    predictions = []
+    for row in probabilities:
+        order = np.argsort(-row, kind="stable")
+        top3 = [(int(d), round(float(row[d]), 4)) for d in order[:3]]
+        predictions.append(Prediction(digit=top3[0][0], probability=top3[0][1],
+                                      probabilities=[round(float(p), 4) for p in row], top3=top3,
+                                      unsure=bool(row[order[0]] < unsure_below)))
+    return predictions

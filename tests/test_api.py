@@ -1,0 +1,198 @@
+"""The HTTP API of the web app: predictions, health, every kind of bad input, and many clients at once."""
+import hashlib
+import io
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+import pytest
+from conftest import REPO, STYLES, dark_on_light, transform
+from fastapi.testclient import TestClient
+from PIL import Image
+
+import mnist_digits
+from app.main import MAX_BODY_BYTES, app
+
+MODEL = REPO / "models" / "mnist_cnn.keras"
+KEYS = {"digit", "probability", "probabilities", "top3", "unsure", "model_input"}
+
+
+@pytest.fixture(scope="module")
+def client():
+    with TestClient(app) as test_client:  # runs the start-up: the model is loaded once
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def test_digits(mnist):
+    return mnist[1]
+
+
+def png_bytes(image):
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def post_image(client, data, content_type="image/png"):
+    return client.post("/api/predict", content=data, headers={"Content-Type": content_type})
+
+
+def assert_refused(response, status, words):
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert list(body) == ["error"] and words in body["error"], body
+    assert "\n" not in body["error"] and "Traceback" not in body["error"]
+
+
+def test_health_names_the_model_and_the_versions(client):
+    health = client.get("/api/health").json()
+    assert health["status"] == "ok" and health["model"] == MODEL.name
+    assert health["sha256"] == hashlib.sha256(MODEL.read_bytes()).hexdigest()
+    import keras
+    import tensorflow as tf
+    assert (health["tensorflow"], health["keras"]) == (tf.__version__, keras.__version__)
+    assert health["unsure_below"] == mnist_digits.load_metadata(MODEL)["unsure_below"]
+
+
+def test_raw_body_and_multipart_upload_give_the_same_answer(client, test_digits):
+    x_test, y_test = test_digits
+    data = png_bytes(dark_on_light(x_test[0], 140))
+    raw = post_image(client, data).json()
+    form = client.post("/api/predict", files={"file": ("seven.png", data, "image/png")}).json()
+    assert set(raw) == KEYS and raw == form
+    assert raw["digit"] == y_test[0] == raw["top3"][0]["digit"]
+    assert len(raw["probabilities"]) == 10 and abs(sum(raw["probabilities"]) - 1) < 1e-3
+    assert raw["probability"] == max(raw["probabilities"])
+    assert np.array(raw["model_input"]).shape == (28, 28) and max(map(max, raw["model_input"])) == 1.0
+
+
+def test_300_held_out_digits_as_user_images_are_at_least_99_percent_right(client, test_digits, tmp_path):
+    x_test, y_test = test_digits
+    rng = np.random.default_rng(2027)
+    chosen = rng.choice(len(x_test), size=300, replace=False)
+    correct = {style: [] for style in STYLES}
+    for n, index in enumerate(chosen):
+        style = STYLES[n % len(STYLES)]
+        path = transform(x_test[index], style, rng, tmp_path, f"digit{n:03d}")
+        if n % 2:
+            response = client.post("/api/predict", files={"file": (path.name, path.read_bytes())})
+        else:
+            response = post_image(client, path.read_bytes(), "image/jpeg" if path.suffix == ".jpg" else "image/png")
+        assert response.status_code == 200, response.text
+        correct[style].append(response.json()["digit"] == y_test[index])
+    accuracy = np.mean([hit for hits in correct.values() for hit in hits])
+    print(f"API accuracy on 300 held-out test digits as user images: {accuracy:.2%}; "
+          f"by style {({s: f'{np.mean(c):.0%}' for s, c in correct.items()})}")
+    assert accuracy >= 0.99
+
+
+def decompression_bomb():
+    """A 48 kB PNG that decodes to 400 million pixels."""
+    return png_bytes(Image.new("1", (20_000, 20_000), 0))
+
+
+BAD_INPUTS = {
+    "no body": (dict(headers={"Content-Type": "image/png"}), 400, "empty"),
+    "not an image": (dict(content=b"just some text", headers={"Content-Type": "image/png"}), 400, "not an image"),
+    "wrong content type": (dict(content=b"{}", headers={"Content-Type": "application/json"}), 415, "content type"),
+    "no content type": (dict(content=b"abc"), 415, "content type"),
+    "form without multipart": (dict(data={"file": "text"}), 415, "content type"),
+    "multipart without a file": (dict(data={"file": "text, not a file"}, files={"other": ("a.txt", b"a")}), 400,
+                                 "no file"),
+    "multipart with an empty file": (dict(files={"file": ("a.png", b"", "image/png")}), 400, "empty"),
+    "malformed multipart": (dict(content=b"--x\r\nbroken", headers={"Content-Type": "multipart/form-data; boundary=x"}),
+                            400, "no file"),
+    "over the size limit": (dict(content=b"\0" * (MAX_BODY_BYTES + 1), headers={"Content-Type": "image/png"}), 413,
+                            "over the limit"),
+    "decompression bomb": (dict(content=decompression_bomb(), headers={"Content-Type": "image/png"}), 413,
+                           "too large"),
+    "blank image": (dict(content=png_bytes(Image.new("L", (200, 200), 255)), headers={"Content-Type": "image/png"}),
+                    422, "no ink"),
+    "tiny image": (dict(content=png_bytes(Image.new("L", (5, 5), 0)), headers={"Content-Type": "image/png"}), 422,
+                   "too small"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_is_refused_with_its_status_and_one_line(client, case, test_digits):
+    request, status, words = BAD_INPUTS[case]
+    assert_refused(client.post("/api/predict", **request), status, words)
+    assert post_image(client, png_bytes(dark_on_light(test_digits[0][0], 100))).status_code == 200  # still serving
+
+
+def test_truncated_and_corrupt_images_are_refused(client, test_digits):
+    data = png_bytes(dark_on_light(test_digits[0][0], 100))
+    assert_refused(post_image(client, data[: len(data) // 2]), 400, "truncated")
+    corrupt = bytearray(data)
+    corrupt[60:90] = b"\xff" * 30
+    assert_refused(post_image(client, bytes(corrupt)), 400, "corrupt")
+
+
+def test_unknown_paths_and_methods_answer_in_json(client):
+    assert_refused(client.get("/api/nothing"), 404, "Not Found")
+    assert_refused(client.get("/api/predict"), 405, "Method Not Allowed")
+
+
+def test_openapi_is_served_and_the_cdn_docs_pages_are_off(client):
+    schema = client.get("/api/openapi.json").json()
+    assert set(schema["paths"]) == {"/api/predict", "/api/health"}
+    content = schema["paths"]["/api/predict"]["post"]["requestBody"]["content"]
+    assert {"multipart/form-data", "image/png", "image/jpeg"} <= set(content)
+    assert client.get("/docs").status_code == 404 and client.get("/redoc").status_code == 404
+
+
+def test_the_page_and_its_assets_are_served_from_this_app(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "<canvas" in page.text
+    for asset in ("/static/app.js", "/static/style.css"):
+        assert client.get(asset).status_code == 200
+    assert "http://" not in page.text.replace("http://127.0.0.1", "") and "https://" not in page.text
+
+
+def test_unsure_when_the_top_probability_is_below_the_threshold():
+    class FixedModel:
+        def __call__(self, batch):
+            return np.tile([0, 0, 0, 0, 0.55, 0, 0, 0, 0, 0.45], (len(batch), 1))
+
+    [sure] = mnist_digits.predict(FixedModel(), np.zeros((1, 28, 28)), unsure_below=0.5)
+    [unsure] = mnist_digits.predict(FixedModel(), np.zeros((1, 28, 28)), unsure_below=0.9)
+    assert not sure.unsure and sure.describe().startswith("4 (55.0%")
+    assert unsure.unsure and unsure.describe().startswith("not sure: 4 or 9?")
+
+
+def test_threshold_is_read_from_the_metadata_beside_the_model(tmp_path):
+    model = tmp_path / "model.keras"
+    assert mnist_digits.load_metadata(model) == {"unsure_below": mnist_digits.DEFAULT_UNSURE_BELOW,
+                                                 "source": "default"}
+    (tmp_path / "model.json").write_text(json.dumps({"unsure_below": 0.75, "model": "x"}))
+    assert mnist_digits.load_metadata(model)["unsure_below"] == 0.75
+    (tmp_path / "model.json").write_text("{not json")
+    assert mnist_digits.load_metadata(model)["source"] == "default"
+
+
+def test_16_concurrent_clients_each_get_the_right_answers(live_server, test_digits):
+    """400 requests of known digits from 16 clients at once against the running server: none lost, all right.
+
+    Known: test digits that the model, called alone on the same image, classifies correctly, so that any wrong
+    answer can only come from requests mixed up or lost under load."""
+    x_test, y_test = test_digits
+    candidates = np.random.default_rng(16).choice(len(x_test), size=450, replace=False)
+    images = {i: png_bytes(dark_on_light(x_test[i], 112)) for i in candidates}
+    alone = mnist_digits.predict(mnist_digits.load_model(MODEL),
+                                 [mnist_digits.mnist_style(Image.open(io.BytesIO(images[i]))) for i in candidates])
+    known = [i for i, p in zip(candidates, alone) if p.digit == y_test[i]][:400]
+    assert len(known) == 400
+
+    def ask(share):
+        with httpx.Client(base_url=live_server, timeout=60) as http:
+            return [(k, http.post("/api/predict", content=images[known[k]], headers={"Content-Type": "image/png"}))
+                    for k in share]
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = [a for part in pool.map(ask, [range(c, 400, 16) for c in range(16)]) for a in part]
+    assert sorted(k for k, _ in answers) == list(range(400)), "a request was lost"
+    assert all(r.status_code == 200 for _, r in answers)
+    wrong = [(k, r.json()["digit"]) for k, r in answers if r.json()["digit"] != y_test[known[k]]]
+    assert not wrong, f"answers mixed up under load: {wrong[:5]}"

@@ -1,0 +1,178 @@
+"""The page in a real browser: draw digits with the mouse, read the prediction and the bars, clear, undo, upload a
+file, see the refusal of a blank canvas, use it by keyboard and at phone width, and take the README's screenshot.
+
+Chromium comes from Debian's packages (`.ci/run` installs it) and is driven by Playwright through
+`executable_path`, since `playwright install` cannot download here. Set WEB_APP_SCREENSHOT to a path to keep the
+screenshot (scripts/screenshot.sh writes figures/web_app.png that way); by default it goes to a temporary folder.
+"""
+import itertools
+import math
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import dark_on_light
+
+playwright = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+if not CHROMIUM:
+    if os.environ.get("CI"):
+        raise RuntimeError("Chromium is missing: .ci/run installs Debian's chromium package")
+    pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+# As root and without a network, Chromium needs these, or its start-up connections are refused many at a time.
+CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def polyline(points, steps=8):
+    """Points in canvas units (0-280), interpolated so that the mouse moves in small steps like a hand."""
+    path = [points[0]]
+    for (x0, y0), (x1, y1) in itertools.pairwise(points):
+        path += [(x0 + (x1 - x0) * t / steps, y0 + (y1 - y0) * t / steps) for t in range(1, steps + 1)]
+    return path
+
+
+ZERO = [[(140 + 55 * math.sin(2 * math.pi * t / 40), 140 - 85 * math.cos(2 * math.pi * t / 40)) for t in range(41)]]
+DIGITS = {
+    1: [polyline([(150, 45), (140, 235)])],
+    0: ZERO,
+    7: [polyline([(75, 60), (205, 60), (115, 240)])],
+    4: [polyline([(110, 40), (75, 160), (210, 160)]), polyline([(170, 70), (165, 245)])],
+}
+
+
+@pytest.fixture(scope="module")
+def open_page(live_server, tmp_path_factory):
+    """Opens the app in a new Chromium, each with a fresh user-data folder; closes them all at the end."""
+    contexts = []
+    with playwright.sync_playwright() as p:
+        def opener(**options):
+            context = p.chromium.launch_persistent_context(
+                str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, headless=True,
+                args=CHROMIUM_ARGS, **options)
+            contexts.append(context)
+            page = context.new_page()
+            page.goto(live_server)
+            return page
+
+        yield opener
+        for context in contexts:
+            context.close()
+
+
+@pytest.fixture(scope="module")
+def browser_page(open_page):
+    return open_page(viewport={"width": 1000, "height": 760})
+
+
+def draw(page, strokes):
+    """Draw with the mouse, then wait for the answer to the finished drawing (one request goes out per pen-up)."""
+    before = int(page.evaluate("document.body.dataset.requested || 0"))
+    box = page.locator("#canvas").bounding_box()
+    scale = box["width"] / 280
+    for stroke in strokes:
+        x, y = stroke[0]
+        page.mouse.move(box["x"] + x * scale, box["y"] + y * scale)
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(box["x"] + x * scale, box["y"] + y * scale)
+        page.mouse.up()
+    page.wait_for_function(f"document.body.dataset.requested >= {before + len(strokes)} "
+                           "&& document.body.dataset.pending === '0'")
+
+
+def shown_prediction(page):
+    """The digit on the page and the ten bars' percentages once the answer has arrived."""
+    page.wait_for_function("document.getElementById('digit').textContent !== '?'")
+    percentages = [float(t.rstrip("%")) for t in page.locator("#bars .pct").all_inner_texts()]
+    widths = page.eval_on_selector_all("#bars .fill", "bars => bars.map(b => parseFloat(b.style.width))")
+    top = page.eval_on_selector_all("#bars li", "items => items.findIndex(i => i.classList.contains('top'))")
+    return page.locator("#digit").inner_text(), percentages, widths, top
+
+
+@pytest.mark.parametrize("digit", list(DIGITS))
+def test_drawn_digit_is_recognised_with_its_bars(browser_page, digit):
+    page = browser_page
+    page.click("#clear")
+    draw(page, DIGITS[digit])
+    shown, percentages, widths, top = shown_prediction(page)
+    assert shown == str(digit), page.locator("#status").inner_text()
+    assert len(percentages) == 10 and abs(sum(percentages) - 100) < 0.6
+    assert max(percentages) == percentages[digit] and top == digit
+    assert widths == pytest.approx(percentages, abs=0.06)
+    assert "It is a" in page.locator("#status").inner_text() or "Not sure" in page.locator("#status").inner_text()
+    preview = page.evaluate("""() => {
+        const pixels = document.getElementById('preview').getContext('2d').getImageData(0, 0, 28, 28).data;
+        let ink = 0;
+        for (let i = 0; i < pixels.length; i += 4) ink += pixels[i] > 128;
+        return ink; }""")
+    assert preview > 20, "the 28 x 28 preview of what the model sees is empty"
+
+
+def test_clear_and_undo(browser_page):
+    page = browser_page
+    page.click("#clear")
+    draw(page, DIGITS[4])
+    page.wait_for_function("document.getElementById('digit').textContent.startsWith('4')")
+    page.click("#undo")  # only the first stroke of the 4 is left
+    page.wait_for_function("!document.getElementById('digit').textContent.startsWith('4')")
+    page.click("#clear")
+    assert page.locator("#digit").inner_text() == "?"
+    assert page.locator("#status").inner_text() == "Draw a digit to start."
+    assert page.locator("#bars .pct").all_inner_texts() == ["–"] * 10
+
+
+def test_blank_canvas_is_refused_with_the_reason_on_the_page(browser_page):
+    page = browser_page
+    page.click("#clear")
+    page.click("#predict")
+    error = page.locator("#error")
+    error.wait_for(state="visible")
+    assert "no ink found" in error.inner_text() and page.locator("#digit").inner_text() == "?"
+
+
+def test_uploaded_file_goes_through_the_same_path(browser_page, mnist, tmp_path):
+    (_, _), (x_test, y_test) = mnist
+    path = Path(tmp_path) / "digit.png"
+    dark_on_light(x_test[1], 150).save(path)  # test digit 1 is a 2
+    page = browser_page
+    page.click("#clear")
+    page.set_input_files("#file", str(path))
+    shown, *_ = shown_prediction(page)
+    assert shown.rstrip("?") == str(y_test[1]) and page.locator("#error").is_hidden()
+
+
+def test_usable_by_keyboard(browser_page):
+    page = browser_page
+    page.click("#clear")
+    draw(page, DIGITS[7])
+    page.wait_for_function("document.getElementById('digit').textContent === '7'")
+    page.focus("#predict")
+    reached = set()
+    for _ in range(6):
+        reached.add(page.evaluate("document.activeElement.id"))
+        page.keyboard.press("Tab")
+    assert {"predict", "undo", "clear", "file"} <= reached
+    page.focus("#clear")
+    page.keyboard.press("Enter")
+    assert page.locator("#digit").inner_text() == "?"
+
+
+def test_phone_width(open_page):
+    page = open_page(viewport={"width": 380, "height": 800}, has_touch=True, is_mobile=True)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "the page scrolls sideways"
+    assert page.locator("#canvas").bounding_box()["width"] <= 380
+    draw(page, DIGITS[1])
+    assert shown_prediction(page)[0] == "1"
+
+
+def test_screenshot_of_a_drawn_seven(open_page, tmp_path):
+    page = open_page(viewport={"width": 960, "height": 640})
+    draw(page, DIGITS[7])
+    assert shown_prediction(page)[0] == "7"
+    screenshot = Path(os.environ.get("WEB_APP_SCREENSHOT") or tmp_path / "web_app.png")
+    page.screenshot(path=str(screenshot), full_page=True)
+    assert screenshot.stat().st_size > 10_000
