@@ -29,8 +29,19 @@ NOTEBOOK = REPO / "MNIST_project.ipynb"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+def is_constant(node):
+    """An assignment of a literal, such as the IDX file names beside the loader."""
+    if not isinstance(node, ast.Assign):
+        return False
+    try:
+        ast.literal_eval(node.value)
+    except ValueError:
+        return False
+    return True
+
+
 def notebook_namespace(names):
-    """Execute the notebook's cells that define `names` (definitions only) and its parameters; return the namespace."""
+    """Execute the notebook's cells that define `names` (definitions and constants only) and its parameters."""
     import keras
     import tensorflow as tf
     from keras import layers
@@ -44,7 +55,8 @@ def notebook_namespace(names):
     for name in names:
         source = next(c for c in cells if f"def {name}(" in c or f"class {name}(" in c)
         tree = ast.parse(source)
-        tree.body = [node for node in tree.body if isinstance(node, ast.FunctionDef | ast.ClassDef)]
+        tree.body = [node for node in tree.body
+                     if isinstance(node, ast.FunctionDef | ast.ClassDef) or is_constant(node)]
         exec(compile(tree, name, "exec"), namespace)
     return namespace
 
@@ -112,6 +124,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 1, 2, 3, 4])
     parser.add_argument("--output", type=Path, default=REPO / "figures", help="folder for the two CSV files")
+    parser.add_argument("--spread-only", action="store_true",
+                        help="skip the side-by-side run; add each seed of the new design to seed_spread.csv")
+    parser.add_argument("--smoke", action="store_true", help="a check that the script runs: 2,000 images, 1-2 epochs")
     args = parser.parse_args()
     data_dir = os.environ.get("MNIST_DATA_DIR")
     if not data_dir:
@@ -129,15 +144,22 @@ def main():
           f"{os.cpu_count()} cores; new design: {ns['IMPROVED_EPOCHS']} epochs, peak rate {ns['IMPROVED_PEAK_LR']}",
           flush=True)
 
-    spread = []
+    reference_epochs = 20
+    if args.smoke:
+        ns["IMPROVED_EPOCHS"], reference_epochs = 1, 2
+    spread_csv = args.output / "seed_spread.csv"
+    spread = pd.read_csv(spread_csv).to_dict("records") if args.spread_only and spread_csv.exists() else []
     for seed in args.seeds:
         data = split(ns, mnist, seed)
+        if args.smoke:
+            data = ((data[0][0][:2000], data[0][1][:2000]), *data[1:])
+            ns["x_train"] = data[0][0]
         keras.utils.set_random_seed(seed)
         new = Run(ns, "improved_cnn", ns["build_improved_cnn"](seed), ns["IMPROVED_EPOCHS"], ns["IMPROVED_PEAK_LR"],
                   data)
-        if seed == args.seeds[0]:
+        if seed == args.seeds[0] and not args.spread_only:
             keras.utils.set_random_seed(seed)
-            reference = Run(ns, "reference_cnn", build_reference_cnn(ns, seed), 20, 3e-3, data)
+            reference = Run(ns, "reference_cnn", build_reference_cnn(ns, seed), reference_epochs, 3e-3, data)
             print(f"seed {seed}: both designs, epochs interleaved", flush=True)
             while reference.done < reference.epochs or new.done < new.epochs:
                 # keep the two at the same share of their schedules
@@ -154,7 +176,7 @@ def main():
             while new.done < new.epochs:
                 new.train_epoch()
         spread.append({"seed": seed, **new.scores()})
-        pd.DataFrame(spread).to_csv(args.output / "seed_spread.csv", index=False)
+        pd.DataFrame(spread).to_csv(spread_csv, index=False)
         keras.backend.clear_session(free_memory=True)
 
     spread = pd.DataFrame(spread)

@@ -99,7 +99,7 @@ def test_drawn_digit_is_recognised_with_its_bars(browser_page, digit):
     page.click("#clear")
     draw(page, DIGITS[digit])
     shown, percentages, widths, top = shown_prediction(page)
-    assert shown == str(digit), page.locator("#status").inner_text()
+    assert shown.rstrip("?") == str(digit), page.locator("#status").inner_text()  # "7?" when the model is unsure
     assert len(percentages) == 10 and abs(sum(percentages) - 100) < 0.6
     assert max(percentages) == percentages[digit] and top == digit
     assert widths == pytest.approx(percentages, abs=0.06)
@@ -149,7 +149,7 @@ def test_usable_by_keyboard(browser_page):
     page = browser_page
     page.click("#clear")
     draw(page, DIGITS[7])
-    page.wait_for_function("document.getElementById('digit').textContent === '7'")
+    page.wait_for_function("document.getElementById('digit').textContent.startsWith('7')")
     page.focus("#predict")
     reached = set()
     for _ in range(6):
@@ -166,13 +166,13 @@ def test_phone_width(open_page):
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "the page scrolls sideways"
     assert page.locator("#canvas").bounding_box()["width"] <= 380
     draw(page, DIGITS[1])
-    assert shown_prediction(page)[0] == "1"
+    assert shown_prediction(page)[0].rstrip("?") == "1"
 
 
 def test_screenshot_of_a_drawn_seven(open_page, tmp_path):
     page = open_page(viewport={"width": 960, "height": 640})
     draw(page, DIGITS[7])
-    assert shown_prediction(page)[0] == "7"
+    assert shown_prediction(page)[0].rstrip("?") == "7"
     screenshot = Path(os.environ.get("WEB_APP_SCREENSHOT") or tmp_path / "web_app.png")
     page.screenshot(path=str(screenshot), full_page=True)
     assert screenshot.stat().st_size > 10_000

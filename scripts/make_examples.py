@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""Write the example images of the README into a folder, made from MNIST test digits the way people's images differ
+from MNIST: a noisy low-contrast JPEG photo of a 7, a 2 drawn on a transparent background, a 4 in blue ink on yellow
+paper, and a blank page.   Usage: MNIST_DATA_DIR=/path/to/mnist .venv/bin/python scripts/make_examples.py FOLDER
+"""
+import gzip
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+
+def test_digits(data_dir):
+    """The first test images and labels, read from the IDX files (the notebook validates them; here we only read)."""
+    folder = Path(data_dir)
+    def read(stem, offset):
+        path = next(p for p in (folder / f"{stem}.gz", folder / stem) if p.exists())
+        raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+        return np.frombuffer(raw, np.uint8, offset=offset)
+    return read("t10k-images-idx3-ubyte", 16).reshape(-1, 28, 28), read("t10k-labels-idx1-ubyte", 8)
+
+
+def main():
+    if len(sys.argv) != 2 or not os.environ.get("MNIST_DATA_DIR"):
+        sys.exit(__doc__.strip().splitlines()[-1].strip())
+    out = Path(sys.argv[1])
+    out.mkdir(parents=True, exist_ok=True)
+    images, labels = test_digits(os.environ["MNIST_DATA_DIR"])
+    first = {digit: images[np.flatnonzero(labels == digit)[0]] for digit in (2, 4, 7)}
+    big = {d: Image.fromarray(255 - image).resize((168, 168), Image.Resampling.BICUBIC) for d, image in first.items()}
+    rng = np.random.default_rng(0)
+    photo = np.asarray(big[7], np.float32) * 0.35 + 150 + rng.normal(0, 4, (168, 168))
+    Image.fromarray(np.uint8(photo.clip(0, 255))).convert("RGB").save(out / "photo_of_a_seven.jpg", quality=60)
+    drawing = Image.new("RGBA", big[2].size, (0, 0, 0, 0))
+    drawing.putalpha(ImageOps.invert(big[2]))
+    drawing.save(out / "drawing.png")
+    ImageOps.colorize(big[4], black=(30, 40, 160), white=(250, 240, 190)).save(out / "blue_ink.png")
+    Image.new("L", (168, 168), 235).save(out / "blank_page.png")
+    print(f"wrote 4 images to {out}")
+
+
+if __name__ == "__main__":
+    main()
