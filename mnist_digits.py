@@ -66,6 +66,10 @@ def mnist_style(image, min_side=8, min_contrast=0.15):
     return canvas
 
 
+class ImageTooLarge(ValueError):
+    """The image has more pixels than it is safe to decode."""
+
+
 def decode_image(source, max_pixels=MAX_PIXELS):
     """Fully decode an image from a file object or bytes, or raise ValueError with the problem in a few words.
 
@@ -79,14 +83,14 @@ def decode_image(source, max_pixels=MAX_PIXELS):
     try:
         with Image.open(source) as image:
             if image.width * image.height > max_pixels:
-                raise ValueError(f"the image is too large to decode safely ({image.width}x{image.height} pixels, "
+                raise ImageTooLarge(f"the image is too large to decode safely ({image.width}x{image.height} pixels, "
                                  f"at most {max_pixels:,})")
             image.load()
             return image.copy()
     except Image.UnidentifiedImageError:
         raise ValueError("not an image format Pillow can read") from None
     except Image.DecompressionBombError:
-        raise ValueError("the image is too large to decode safely") from None
+        raise ImageTooLarge("the image is too large to decode safely") from None
     except PermissionError:
         raise ValueError("permission denied") from None
     except ValueError:

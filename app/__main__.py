@@ -18,8 +18,10 @@ def main(argv=None):
                         help="let pages from this origin call the API (CORS); repeatable; default: none")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default: %(default)s)")
     args = parser.parse_args(argv)
-    if not Path(args.model).is_file():
-        print(f"{args.model}: model file not found", file=sys.stderr)
+    try:
+        mnist_digits.load_model(args.model)  # a missing or damaged model is one line here, not a start-up traceback
+    except ValueError as err:
+        print(f"{args.model}: {err}", file=sys.stderr)
         return 2
     os.environ["MNIST_MODEL"] = str(Path(args.model).resolve())
     if args.allow_origin:

@@ -75,22 +75,23 @@ class Classifier:
         self.sha256 = hashlib.sha256(self.path.read_bytes()).hexdigest()
         metadata = mnist_digits.load_metadata(self.path)
         self.unsure_below, self.threshold_from = metadata["unsure_below"], metadata["source"]
+        import keras
         import tensorflow as tf
+
         if os.environ.get("MNIST_EAGER") == "1":  # the plain Keras call, kept for scripts/benchmark_api.py
             self.infer = self.model
         else:  # one traced graph for any batch size: less overhead per call than an eager Keras call
             self.infer = tf.function(lambda batch: self.model(batch, training=False), reduce_retracing=True,
                                      input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)])
         self.infer(np.zeros((1, 28, 28, 1), np.float32))
-        self.versions = {"tensorflow": tf.__version__, "keras": __import__("keras").__version__}
+        self.versions = {"tensorflow": tf.__version__, "keras": keras.__version__}
 
     def classify(self, data):
         """Bytes of an image file -> PredictionResponse, or Refused."""
         try:
             image = mnist_digits.decode_image(data)
         except ValueError as err:
-            status = 413 if "too large" in str(err) else 400
-            raise Refused(status, str(err)) from None
+            raise Refused(413 if isinstance(err, mnist_digits.ImageTooLarge) else 400, str(err)) from None
         try:
             digit_image = mnist_digits.mnist_style(image)
         except ValueError as err:

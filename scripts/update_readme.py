@@ -65,11 +65,15 @@ def speed_block(repo=REPO):
     ratio = float(benchmark[1]["train_seconds"]) / float(benchmark[0]["train_seconds"])
     accuracies = [100 * float(row["test_accuracy"]) for row in spread]
     mean = sum(accuracies) / len(accuracies)
-    deviation = (sum((a - mean) ** 2 for a in accuracies) / (len(accuracies) - 1)) ** 0.5 if len(accuracies) > 1 else 0
-    lines += ["", f"The new design trains in {ratio:.0%} of the reference's time (seed {benchmark[0]['seed']}, both in "
-                  f"one run). Over {len(spread)} seeds ({', '.join(row['seed'] for row in spread)}) its test accuracy "
-                  f"is {mean:.2f}% on average (standard deviation {deviation:.2f} points, lowest "
-                  f"{min(accuracies):.2f}%, highest {max(accuracies):.2f}%)."]
+    deviation = (sum((a - mean) ** 2 for a in accuracies) / max(len(accuracies) - 1, 1)) ** 0.5
+    lines += ["", f"The new design trained in {ratio:.0%} of the reference's time (seed {benchmark[0]['seed']}, "
+                  "both in one run)."]
+    if len(spread) > 1:
+        lines[-1] += (f" Over {len(spread)} seeds ({', '.join(row['seed'] for row in spread)}) its test accuracy is "
+                      f"{mean:.2f}% on average (standard deviation {deviation:.2f} points, lowest "
+                      f"{min(accuracies):.2f}%, highest {max(accuracies):.2f}%).")
+    else:
+        lines[-1] += " Its spread over more seeds is not measured yet (`--spread-only --seeds 1 2 3 4` adds them)."
     return "\n".join(lines)
 
 

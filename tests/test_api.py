@@ -2,6 +2,8 @@
 import hashlib
 import io
 import json
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -196,3 +198,14 @@ def test_16_concurrent_clients_each_get_the_right_answers(live_server, test_digi
     assert all(r.status_code == 200 for _, r in answers)
     wrong = [(k, r.json()["digit"]) for k, r in answers if r.json()["digit"] != y_test[known[k]]]
     assert not wrong, f"answers mixed up under load: {wrong[:5]}"
+
+
+def test_the_server_refuses_to_start_without_a_usable_model(tmp_path):
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(MODEL.read_bytes()[:4000])
+    for model, message in [(tmp_path / "none.keras", "model file not found"), (broken, "cannot load the model")]:
+        run = subprocess.run([sys.executable, "-m", "app", "--model", str(model)], cwd=REPO, capture_output=True,
+                             text=True, timeout=120)
+        assert run.returncode == 2 and "Traceback" not in run.stderr
+        assert run.stderr.strip().splitlines() == [f"{model}: {run.stderr.split(': ', 1)[1].strip()}"]
+        assert message in run.stderr
