@@ -71,7 +71,7 @@ def test_record_reads_clean():
 
 def recorded_results():
     printed = outputs_text(cell_printing(r"(?m)^\s*model\s+params\s+epochs"))
-    table = printed.split("\n\n")[0]
+    [table] = [part for part in printed.split("\n\n") if re.match(r"\s*model\s+params\s+epochs", part)]
     return pd.read_csv(io.StringIO(table), sep=r"\s+", na_values=["-"])
 
 
