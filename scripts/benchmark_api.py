@@ -54,7 +54,8 @@ def start_server(eager):
             if httpx.get(f"{base}/api/health", timeout=2).status_code == 200:
                 return server, base
         except httpx.TransportError:
-            time.sleep(0.5)
+            pass
+        time.sleep(0.5)
     server.kill()
     sys.exit("the server did not start")
 
