@@ -66,11 +66,13 @@ def speed_block(repo=REPO):
     accuracies = [100 * float(row["test_accuracy"]) for row in spread]
     mean = sum(accuracies) / len(accuracies)
     deviation = (sum((a - mean) ** 2 for a in accuracies) / max(len(accuracies) - 1, 1)) ** 0.5
+    validation = [100 * float(row["val_accuracy"]) for row in benchmark]
     lines += ["", f"The new design trained in {ratio:.0%} of the reference's time (seed {benchmark[0]['seed']}, "
-                  "both in one run)."]
+                  f"both in one run), with a validation accuracy of {validation[1]:.2f}% against the reference's "
+                  f"{validation[0]:.2f}%."]
     if len(spread) > 1:
         lines[-1] += (f" Over {len(spread)} seeds ({', '.join(row['seed'] for row in spread)}) its test accuracy is "
-                      f"{mean:.2f}% on average (standard deviation {deviation:.2f} points, lowest "
+                      f"{mean:.3f}% on average (standard deviation {deviation:.3f} points, lowest "
                       f"{min(accuracies):.2f}%, highest {max(accuracies):.2f}%).")
     else:
         lines[-1] += " Its spread over more seeds is not measured yet (`--spread-only --seeds 1 2 3 4` adds them)."

@@ -169,6 +169,7 @@ def test_training_benchmark_and_seed_spread_are_complete_runs():
     assert list(benchmark["model"]) == ["reference_cnn", "improved_cnn"] and benchmark["seed"].nunique() == 1
     assert list(benchmark["epochs"]) == [20, ast.literal_eval(notebook_parameter("IMPROVED_EPOCHS"))]
     assert len(spread) >= 1 and spread["seed"].is_unique and (spread["model"] == "improved_cnn").all()
+    assert (spread["epochs"] == benchmark["epochs"].iloc[1]).all(), "the spread and the benchmark differ in design"
     first = spread.iloc[0]
     assert first["seed"] == benchmark["seed"].iloc[0]
     assert first["test_accuracy"] == benchmark.set_index("model").loc["improved_cnn", "test_accuracy"]
