@@ -24,11 +24,12 @@ def pair(fused_batch_norm, shape, seed=0):
     """A FusedBatchNorm and a BatchNormalization with the same (non-trivial) weights."""
     rng = np.random.default_rng(seed)
     fused, plain = fused_batch_norm(momentum=0.9), keras.layers.BatchNormalization(momentum=0.9)
-    fused.build(shape), plain.build(shape)
     channels = shape[-1]
     weights = [rng.uniform(0.5, 1.5, channels), rng.normal(0, 1, channels), rng.normal(0, 1, channels),
                rng.uniform(0.5, 2.0, channels)]
-    fused.set_weights(weights), plain.set_weights(weights)
+    for layer in (fused, plain):
+        layer.build(shape)
+        layer.set_weights(weights)
     return fused, plain
 
 
