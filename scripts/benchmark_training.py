@@ -11,7 +11,8 @@ train the new design alone. Every model trains on the notebook's split for that 
 split with its final weights, and is evaluated once on the test set.
 
 Writes figures/training_benchmark.csv (the side-by-side run) and figures/seed_spread.csv (every seed of the new
-design), and prints both tables.
+design), and prints both tables. With --epochs N other than the notebook's, the new design trains N epochs and the
+files are named training_benchmark_N_epochs.csv and seed_spread_N_epochs.csv, so the record's stay as they are.
 """
 import argparse
 import ast
@@ -132,6 +133,7 @@ def main():
     parser.add_argument("--output", type=Path, default=REPO / "figures", help="folder for the two CSV files")
     parser.add_argument("--spread-only", action="store_true",
                         help="skip the side-by-side run; add each seed of the new design to seed_spread.csv")
+    parser.add_argument("--epochs", type=int, help="epochs of the new design (default: the notebook's)")
     parser.add_argument("--smoke", action="store_true", help="a check that the script runs: 2,000 images, 1-2 epochs")
     args = parser.parse_args()
     data_dir = os.environ.get("MNIST_DATA_DIR")
@@ -146,6 +148,9 @@ def main():
     ns["IMPROVED_POLICY"] = "mixed_bfloat16" if not on_gpu and ns["cpu_computes_bfloat16"]() else "float32"
     ns["SEED"] = args.seeds[0]
     mnist = ns["load_mnist_idx"](data_dir)
+    suffix = ""
+    if args.epochs and args.epochs != ns["IMPROVED_EPOCHS"]:
+        ns["IMPROVED_EPOCHS"], suffix = args.epochs, f"_{args.epochs}_epochs"
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, policy {ns['IMPROVED_POLICY']}, "
           f"{os.cpu_count()} cores; new design: {ns['IMPROVED_EPOCHS']} epochs, peak rate {ns['IMPROVED_PEAK_LR']}",
           flush=True)
@@ -153,7 +158,7 @@ def main():
     reference_epochs = 20
     if args.smoke:
         ns["IMPROVED_EPOCHS"], reference_epochs = 1, 2
-    spread_csv = args.output / "seed_spread.csv"
+    spread_csv = args.output / f"seed_spread{suffix}.csv"
     spread = pd.read_csv(spread_csv).to_dict("records") if args.spread_only and spread_csv.exists() else []
     for seed in args.seeds:
         data = split(ns, mnist, seed)
@@ -174,7 +179,7 @@ def main():
             side_by_side = pd.DataFrame([reference.scores(), new.scores()])
             side_by_side.insert(0, "seed", seed)
             ratio = side_by_side["train_seconds"].iloc[1] / side_by_side["train_seconds"].iloc[0]
-            side_by_side.to_csv(args.output / "training_benchmark.csv", index=False)
+            side_by_side.to_csv(args.output / f"training_benchmark{suffix}.csv", index=False)
             print(f"\n{side_by_side.to_string(index=False)}\n\nThe new design trains in {ratio:.0%} of the "
                   "reference's seconds.\n", flush=True)
         else:

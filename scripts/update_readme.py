@@ -63,9 +63,7 @@ def speed_block(repo=REPO):
                      f"| {float(row['train_seconds']):.0f} | {100 * float(row['val_accuracy']):.2f}% "
                      f"| {100 * float(row['test_accuracy']):.2f}% |")
     ratio = float(benchmark[1]["train_seconds"]) / float(benchmark[0]["train_seconds"])
-    accuracies = [100 * float(row["test_accuracy"]) for row in spread]
-    mean = sum(accuracies) / len(accuracies)
-    deviation = (sum((a - mean) ** 2 for a in accuracies) / max(len(accuracies) - 1, 1)) ** 0.5
+    mean, deviation, accuracies = spread_statistics(spread)
     validation = [100 * float(row["val_accuracy"]) for row in benchmark]
     lines += ["", f"The new design trained in {ratio:.0%} of the reference's time (seed {benchmark[0]['seed']}, "
                   f"both in one run), with a validation accuracy of {validation[1]:.2f}% against the reference's "
@@ -76,7 +74,29 @@ def speed_block(repo=REPO):
                       f"{min(accuracies):.2f}%, highest {max(accuracies):.2f}%).")
     else:
         lines[-1] += " Its spread over more seeds is not measured yet (`--spread-only --seeds 1 2 3 4` adds them)."
+    spread_by_seed = {row["seed"]: row for row in spread}
+    for path in sorted((repo / "figures").glob("seed_spread_*_epochs.csv"), key=lambda p: int(p.stem.split("_")[2])):
+        longer = read_csv(path)
+        longer_mean, longer_deviation, longer_accuracies = spread_statistics(longer)
+        per_epoch = sum(float(row["seconds_per_epoch"]) for row in longer) / len(longer)
+        lines += ["", f"Trained {longer[0]['epochs']} epochs instead (`--epochs {longer[0]['epochs']}`, "
+                      f"`{path.name}`), over {len(longer)} seeds ({', '.join(row['seed'] for row in longer)}): "
+                      f"{longer_mean:.3f}% on average (standard deviation {longer_deviation:.3f} points, lowest "
+                      f"{min(longer_accuracies):.2f}%, highest {max(longer_accuracies):.2f}%)"]
+        if all(row["seed"] in spread_by_seed for row in longer):
+            same_seeds = spread_statistics([spread_by_seed[row["seed"]] for row in longer])[0]
+            lines[-1] += f", against {same_seeds:.3f}% for the same seeds with {spread[0]['epochs']} epochs"
+        lines[-1] += (f"; {per_epoch:.1f} s per epoch in that run: twice the epochs cost about twice the time "
+                      "(runs on other days are not compared, the machine's speed drifts too much).")
     return "\n".join(lines)
+
+
+def spread_statistics(spread):
+    """Mean and sample standard deviation of the test accuracies (in %), and the accuracies."""
+    accuracies = [100 * float(row["test_accuracy"]) for row in spread]
+    mean = sum(accuracies) / len(accuracies)
+    deviation = (sum((a - mean) ** 2 for a in accuracies) / max(len(accuracies) - 1, 1)) ** 0.5
+    return mean, deviation, accuracies
 
 
 def replace_between(text, start, end, block):

@@ -173,7 +173,10 @@ def test_training_benchmark_and_seed_spread_are_complete_runs():
     first = spread.iloc[0]
     assert first["seed"] == benchmark["seed"].iloc[0]
     assert first["test_accuracy"] == benchmark.set_index("model").loc["improved_cnn", "test_accuracy"]
-    for table in (benchmark, spread):
+    longer = {path: pd.read_csv(path) for path in (REPO / "figures").glob("seed_spread_*_epochs.csv")}
+    for path, table in longer.items():  # scripts/benchmark_training.py --epochs N
+        assert (table["epochs"] == int(path.stem.split("_")[2])).all() and table["seed"].is_unique, path.name
+    for table in (benchmark, spread, *longer.values()):
         assert ((table["test_accuracy"] - (1 - table["test_errors"] / 10_000)).abs() < 1e-9).all()
 
 
