@@ -86,8 +86,8 @@ def speed_block(repo=REPO):
         if all(row["seed"] in spread_by_seed for row in longer):
             same_seeds = spread_statistics([spread_by_seed[row["seed"]] for row in longer])[0]
             lines[-1] += f", against {same_seeds:.3f}% for the same seeds with {spread[0]['epochs']} epochs"
-        lines[-1] += (f"; {per_epoch:.1f} s per epoch in that run: twice the epochs cost about twice the time "
-                      "(runs on other days are not compared, the machine's speed drifts too much).")
+        lines[-1] += (f"; {per_epoch:.1f} s per epoch in that run (the seconds of runs on different days are not "
+                      "compared: this machine's speed drifts too much).")
     return "\n".join(lines)
 
 
