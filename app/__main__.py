@@ -13,13 +13,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m app", description="Serve the digit page and the HTTP API.")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
-    parser.add_argument("--model", default=str(mnist_digits.DEFAULT_MODEL), help="Keras model file")
+    parser.add_argument("--model", default=str(mnist_digits.DEFAULT_MODEL),
+                        help="ONNX model, or a Keras .keras file (needs TensorFlow) (default: %(default)s)")
     parser.add_argument("--allow-origin", action="append", default=[], metavar="URL",
                         help="let pages from this origin call the API (CORS); repeatable; default: none")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default: %(default)s)")
     args = parser.parse_args(argv)
     try:
-        mnist_digits.load_model(args.model)  # a missing or damaged model is one line here, not a start-up traceback
+        mnist_digits.load_model(args.model)  # a missing, damaged or mismatched model is one line here,
+        mnist_digits.load_metadata(args.model)  # not a start-up traceback
     except ValueError as err:
         print(f"{args.model}: {err}", file=sys.stderr)
         return 2

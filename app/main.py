@@ -1,14 +1,14 @@
 """The FastAPI app: a page to draw or upload a digit, and an HTTP API that classifies images with the saved model.
 
-    python -m app [--host 127.0.0.1] [--port 8000] [--model models/mnist_cnn.keras]
+    python -m app [--host 127.0.0.1] [--port 8000] [--model models/mnist_cnn.onnx]
 
-The model is loaded once at start-up, in Keras's safe mode. Every refusal is a 4xx with {"error": "..."}.
+The model is loaded once at start-up: the ONNX file with onnxruntime by default, a .keras file with Keras in safe
+mode. Every answer has a verdict (digit, unsure, not_a_digit); every refusal is a 4xx with {"error": "..."}.
 """
-import hashlib
 import os
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -39,19 +39,23 @@ class PredictionResponse(BaseModel):
     probability: Annotated[float, Field(ge=0.0, le=1.0, description="its probability")]
     probabilities: Annotated[list[float], Field(min_length=10, max_length=10, description="one per digit, 0 to 9")]
     top3: Annotated[list[DigitProbability], Field(min_length=3, max_length=3)]
-    unsure: Annotated[bool, Field(description="the probability is below the model's confidence threshold")]
+    verdict: Annotated[Literal["digit", "unsure", "not_a_digit"], Field(
+        description="digit: a confident answer; unsure: a digit, but not sure which; not_a_digit: nothing in the "
+                    "image looks like a digit (by the rule in the model's metadata file)")]
+    unsure: Annotated[bool, Field(description="true unless the verdict is digit")]
     model_input: Annotated[list[list[float]], Field(min_length=28, max_length=28,
                                                     description="the 28 x 28 input after MNIST-style preprocessing")]
 
 
 class HealthResponse(BaseModel):
     status: str
-    model: str
+    model: Annotated[str, Field(description="the model file that serves")]
     sha256: str
-    unsure_below: float
+    runtime: Annotated[str, Field(description="what runs the model, with its version")]
+    unsure_below: Annotated[float, Field(description="a digit is answered when its probability reaches this")]
+    not_a_digit_below: Annotated[float, Field(description="not a digit when the two most likely digits together "
+                                                          "stay below this")]
     threshold_from: str
-    tensorflow: str
-    keras: str
 
 
 class ErrorResponse(BaseModel):
@@ -67,24 +71,15 @@ class Refused(Exception):
 
 
 class Classifier:
-    """The loaded model and its threshold; one instance for the app's lifetime."""
+    """The loaded model and its decision rule; one instance for the app's lifetime."""
 
     def __init__(self, model_path):
         self.path = Path(model_path)
         self.model = mnist_digits.load_model(self.path)
-        self.sha256 = hashlib.sha256(self.path.read_bytes()).hexdigest()
+        self.sha256 = mnist_digits.file_sha256(self.path)
         metadata = mnist_digits.load_metadata(self.path)
-        self.unsure_below, self.threshold_from = metadata["unsure_below"], metadata["source"]
-        import keras
-        import tensorflow as tf
-
-        if os.environ.get("MNIST_EAGER") == "1":  # the plain Keras call, kept for scripts/benchmark_api.py
-            self.infer = self.model
-        else:  # one traced graph for any batch size: less overhead per call than an eager Keras call
-            self.infer = tf.function(lambda batch: self.model(batch, training=False), reduce_retracing=True,
-                                     input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)])
-        self.infer(np.zeros((1, 28, 28, 1), np.float32))
-        self.versions = {"tensorflow": tf.__version__, "keras": keras.__version__}
+        self.rule, self.threshold_from = metadata["rule"], metadata["source"]
+        self.model(np.zeros((1, 28, 28, 1), np.float32))  # the first call pays the set-up costs, not a user
 
     def classify(self, data):
         """Bytes of an image file -> PredictionResponse, or Refused."""
@@ -96,10 +91,11 @@ class Classifier:
             digit_image = mnist_digits.mnist_style(image)
         except ValueError as err:
             raise Refused(422, str(err)) from None
-        [prediction] = mnist_digits.predict(self.infer, [digit_image], self.unsure_below)
+        [prediction] = mnist_digits.predict(self.model, [digit_image], self.rule)
         return PredictionResponse(
             digit=prediction.digit, probability=prediction.probability, probabilities=prediction.probabilities,
-            top3=[DigitProbability(digit=d, probability=p) for d, p in prediction.top3], unsure=prediction.unsure,
+            top3=[DigitProbability(digit=d, probability=p) for d, p in prediction.top3], verdict=prediction.verdict,
+            unsure=prediction.unsure,
             model_input=np.round(digit_image, 3).tolist())
 
 
@@ -209,8 +205,7 @@ async def predict_digit(request: Request) -> PredictionResponse:
 async def health(request: Request) -> HealthResponse:
     classifier = request.app.state.classifier
     return HealthResponse(status="ok", model=classifier.path.name, sha256=classifier.sha256,
-                          unsure_below=classifier.unsure_below, threshold_from=classifier.threshold_from,
-                          **classifier.versions)
+                          runtime=classifier.model.runtime, **classifier.rule, threshold_from=classifier.threshold_from)
 
 
 @app.get("/", include_in_schema=False)

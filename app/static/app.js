@@ -154,13 +154,14 @@ async function send(body, headers, what) {
   showError(null);
   showResult(answer);
   const [first, second] = answer.top3;
-  if (answer.unsure) {
+  if (answer.verdict === "not_a_digit") {
+    statusLine.textContent = "This does not look like a digit.";
+  } else if (answer.verdict === "unsure") {
     statusLine.textContent = `Not sure: ${first.digit} or ${second.digit}?`;
-    statusLine.className = "unsure";
   } else {
     statusLine.textContent = `It is a ${answer.digit} (${(100 * answer.probability).toFixed(1)}%).`;
-    statusLine.className = "";
   }
+  statusLine.className = answer.verdict === "digit" ? "" : answer.verdict;
 }
 
 function showError(message) {
@@ -169,8 +170,11 @@ function showError(message) {
 }
 
 function showResult(answer) {
-  digitOut.textContent = answer ? (answer.unsure ? `${answer.top3[0].digit}?` : String(answer.digit)) : "?";
-  digitOut.className = answer && answer.unsure ? "unsure" : "";
+  const verdict = answer ? answer.verdict : null;
+  digitOut.textContent = !answer || verdict === "not_a_digit" ? "?"
+    : verdict === "unsure" ? `${answer.digit}?` : String(answer.digit);
+  digitOut.className = verdict && verdict !== "digit" ? verdict : "";
+  bars.classList.toggle("dimmed", Boolean(verdict) && verdict !== "digit");  // the bars are no answer then
   bars.querySelectorAll("li").forEach((item, d) => {
     const p = answer ? answer.probabilities[d] : 0;
     item.querySelector(".fill").style.width = `${(100 * p).toFixed(1)}%`;
