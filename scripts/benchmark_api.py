@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
-"""Measure the web app's latency and throughput on this machine: start the server, send drawn digits from 1, 4 and
-16 concurrent clients, and print a table of p50 / p95 latency and predictions per second.
+"""Measure serving with TensorFlow against onnxruntime, side by side in one run on this machine.
 
-    .venv/bin/python scripts/benchmark_api.py [--requests 400] [--compare-eager]
+    .venv/bin/python scripts/benchmark_api.py [--requests 400] [--serve-python .venv-serve/bin/python]
+
+For each runtime (TensorFlow with models/mnist_cnn.keras, onnxruntime with models/mnist_cnn.onnx):
+- predict.py on one image, cold (a new process each time): median wall time of 5 runs and the peak memory;
+- the server (`python -m app`) from start until /api/health answers, and its resident memory after the load;
+- the latency (p50, p95) and throughput of /api/predict for 1, 4 and 16 concurrent clients.
 
 The clients run on the same machine as the server and take their share of its cores. The requests are 280 x 280
-PNG drawings like the ones the page sends. --compare-eager also measures the server with the plain eager Keras call
-instead of the compiled inference function.
+PNG drawings like the ones the page sends. --serve-python runs the onnxruntime rows with another interpreter, such
+as the venv of requirements-serve.txt, which has no TensorFlow at all.
 """
 import argparse
 import io
@@ -14,6 +18,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -41,21 +46,44 @@ def drawing(strokes):
     return buffer.getvalue()
 
 
-def start_server(eager):
+def predict_cold(python, model, image, runs=5):
+    """Median wall time (s) of `predict.py IMAGE` in a new process, and the largest peak memory (MB) of the runs."""
+    walls, peaks = [], []
+    for _ in range(runs):
+        start = time.perf_counter()
+        process = subprocess.Popen([python, str(REPO / "predict.py"), "--model", str(model), str(image)],
+                                   cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(process.pid, 0)
+        walls.append(time.perf_counter() - start)
+        peaks.append(usage.ru_maxrss / 1024)  # kilobytes on Linux
+        if status != 0:
+            sys.exit(f"predict.py failed with {model.name}")
+    return float(np.median(walls)), max(peaks)
+
+
+def resident_mb(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_server(python, model):
+    """Start the app; return the process, its base URL and the seconds until /api/health answered."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "MNIST_EAGER": "1" if eager else "0"}
-    server = subprocess.Popen([sys.executable, "-m", "app", "--port", str(port)], cwd=REPO, env=env,
+    start = time.perf_counter()
+    server = subprocess.Popen([python, "-m", "app", "--port", str(port), "--model", str(model)], cwd=REPO,
                               stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
-    for _ in range(240):
+    while time.perf_counter() - start < 120:
         try:
             if httpx.get(f"{base}/api/health", timeout=2).status_code == 200:
-                return server, base
+                return server, base, time.perf_counter() - start
         except httpx.TransportError:
             pass
-        time.sleep(0.5)
+        time.sleep(0.02)
     server.kill()
     sys.exit("the server did not start")
 
@@ -84,24 +112,37 @@ def load(base, clients, requests, bodies):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=400, help="requests per concurrency level")
-    parser.add_argument("--compare-eager", action="store_true", help="also measure the eager Keras call")
+    parser.add_argument("--serve-python", default=sys.executable, help="interpreter for the onnxruntime rows")
     args = parser.parse_args()
+    runtimes = [("TensorFlow", sys.executable, REPO / "models" / "mnist_cnn.keras"),
+                ("onnxruntime", args.serve_python, REPO / "models" / "mnist_cnn.onnx")]
     bodies = [(digit, drawing(strokes)) for digit, strokes in STROKES.items()]
-    print(f"{os.cpu_count()} cores; {args.requests} requests per row after 40 of warm-up; 280 x 280 PNG drawings\n")
-    print("| inference | clients | p50 latency (ms) | p95 latency (ms) | predictions per second |")
+    image = Path(tempfile.mkdtemp()) / "seven.png"
+    image.write_bytes(bodies[1][1])
+
+    print(f"{os.cpu_count()} cores; predict.py: median of 5 cold runs; API: {args.requests} requests per row after "
+          "40 of warm-up, 280 x 280 PNG drawings\n")
+    print("| runtime | predict.py wall (s) | predict.py peak memory (MB) | server start to /api/health (s) | "
+          "server memory (MB) |")
     print("| --- | ---: | ---: | ---: | ---: |")
-    for eager in ([False, True] if args.compare_eager else [False]):
-        server, base = start_server(eager)
+    latency_rows = []
+    for name, python, model in runtimes:
+        wall, peak = predict_cold(python, model, image)
+        server, base, started = start_server(python, model)
         try:
             load(base, 4, 40, bodies)  # warm-up
             for clients in (1, 4, 16):
                 latencies, seconds = load(base, clients, args.requests, bodies)
                 p50, p95 = np.percentile(latencies, [50, 95]) * 1000
-                print(f"| {'eager Keras call' if eager else 'compiled tf.function'} | {clients} | {p50:.1f} | "
-                      f"{p95:.1f} | {args.requests / seconds:.0f} |", flush=True)
+                latency_rows.append(f"| {name} | {clients} | {p50:.1f} | {p95:.1f} | {args.requests / seconds:.0f} |")
+            memory = resident_mb(server.pid)
         finally:
             server.terminate()
             server.wait(timeout=30)
+        print(f"| {name} | {wall:.2f} | {peak:.0f} | {started:.2f} | {memory:.0f} |", flush=True)
+    print("\n| runtime | clients | p50 latency (ms) | p95 latency (ms) | predictions per second |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    print("\n".join(latency_rows))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Write the example images of the README into a folder, made from MNIST test digits the way people's images differ
 from MNIST: a noisy low-contrast JPEG photo of a 7, a 2 drawn on a transparent background, a 4 in blue ink on yellow
-paper, and a blank page.   Usage: MNIST_DATA_DIR=/path/to/mnist .venv/bin/python scripts/make_examples.py FOLDER
+paper, a capital A drawn as on the web page's canvas, and a blank page.
+Usage: MNIST_DATA_DIR=/path/to/mnist .venv/bin/python scripts/make_examples.py FOLDER
 """
 import gzip
 import os
@@ -9,7 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageDraw, ImageOps
 
 
 def test_digits(data_dir):
@@ -37,8 +38,12 @@ def main():
     drawing.putalpha(ImageOps.invert(big[2]))
     drawing.save(out / "drawing.png")
     ImageOps.colorize(big[4], black=(30, 40, 160), white=(250, 240, 190)).save(out / "blue_ink.png")
+    letter = Image.new("L", (280, 280), 255)  # a capital A, two pen strokes as a user draws it on the page
+    for stroke in ([(70, 245), (140, 40), (210, 245)], [(98, 165), (182, 165)]):
+        ImageDraw.Draw(letter).line(stroke, fill=0, width=23, joint="curve")
+    letter.save(out / "letter_a.png")
     Image.new("L", (168, 168), 235).save(out / "blank_page.png")
-    print(f"wrote 4 images to {out}")
+    print(f"wrote 5 images to {out}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Start the web app (the drawing page and the HTTP API) on the committed model, in the same .venv as the other
-# scripts.   Usage: bash scripts/serve.sh [--host 127.0.0.1] [--port 8000] [--model PATH] [--allow-origin URL]
-# It binds 127.0.0.1 unless --host says otherwise, and prints the URL to open.
+# Start the web app (the drawing page and the HTTP API) on the committed ONNX model with onnxruntime, from a venv of
+# requirements-serve.txt alone (.venv-serve/, made on the first run; no TensorFlow). It binds 127.0.0.1 unless
+# --host says otherwise, and prints the URL to open.
+#   Usage: bash scripts/serve.sh [--host 127.0.0.1] [--port 8000] [--model PATH] [--allow-origin URL] [--workers N]
+# A .keras model (--model models/mnist_cnn.keras) needs TensorFlow: run `.venv/bin/python -m app` instead.
 set -euo pipefail
-source "$(dirname "$0")/setup_env.sh"
-exec .venv/bin/python -m app "$@"
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/venv.sh
+ensure_venv .venv-serve requirements-serve.txt
+exec .venv-serve/bin/python -m app "$@"

@@ -12,6 +12,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 SPEED_START, SPEED_END = "<!-- speed:start -->", "<!-- speed:end -->"
+STRESS_START, STRESS_END = "<!-- stress:start -->", "<!-- stress:end -->"
 
 
 def printed_lines(notebook):
@@ -99,6 +100,31 @@ def spread_statistics(spread):
     return mean, deviation, accuracies
 
 
+def stress_block(repo=REPO):
+    """Section 7.4's before/after table on the test parts of the stress sets, from figures/stress_results.csv."""
+    with (repo / "figures" / "stress_results.csv").open(encoding="utf-8") as file:
+        models, columns, *rows = list(csv.reader(file))
+    rows = [row for row in rows if any(row[1:])]  # not the row that names the index
+    before, after = (name.split(": ", 1)[1] for name in dict.fromkeys(models[1:]))
+    value = dict(zip(zip(models[1:], columns[1:]), range(1, len(columns))))
+
+    def cell(row, model, column, digits=2):
+        text = row[value[model, column]] if (model, column) in value else ""
+        return f"{100 * float(text):.{digits}f}%" if text else "–"
+
+    lines = [f"| test part | {before}: accuracy | coverage | error among accepted | {after}: accuracy | coverage "
+             "| error among accepted | called not a digit |", "| --- |" + " ---: |" * 7]
+    for row in rows:
+        b, a = f"before: {before}", f"after: {after}"
+        lines.append(f"| {row[0]} | {cell(row, b, 'accuracy')} | {cell(row, b, 'coverage', 1)} "
+                     f"| {cell(row, b, 'error_on_accepted')} | {cell(row, a, 'accuracy')} "
+                     f"| {cell(row, a, 'coverage', 1)} | {cell(row, a, 'error_on_accepted')} "
+                     f"| {cell(row, a, 'not_a_digit', 1)} |")
+    printed = printed_lines(repo / "MNIST_project.ipynb")
+    lines += ["", first_line(printed, "MNIST test digits against all non-digits:")]
+    return "\n".join(lines)
+
+
 def replace_between(text, start, end, block):
     if start not in text or end not in text:
         sys.exit(f"README.md: the markers {start} and {end} are missing")
@@ -112,6 +138,7 @@ def main():
     text = replace_between(readme.read_text(encoding="utf-8"), START, END, results_block())
     if (REPO / "figures" / "seed_spread.csv").exists():
         text = replace_between(text, SPEED_START, SPEED_END, speed_block())
+    text = replace_between(text, STRESS_START, STRESS_END, stress_block())
     readme.write_text(text, encoding="utf-8")
     print(f"updated the results in {readme}")
 

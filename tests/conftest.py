@@ -28,14 +28,19 @@ def cell_source(cell):
     return "".join(cell["source"])
 
 
-def notebook_definitions(marker):
+def notebook_definitions(marker, namespace=None):
     """Run the notebook code cell that contains `marker` (a definition) and return its namespace.
 
     The notebook must stand alone in Colab, so it imports no module of ours; the tests take its helpers from it.
+    Given a namespace (another cell's), the cell runs in it, so that it sees that cell's definitions.
     """
+    import pandas as pd
+    from sklearn.model_selection import train_test_split
+
     matches = [cell_source(c) for c in notebook_cells() if marker in cell_source(c)]
     assert len(matches) == 1, f"expected one notebook cell containing {marker!r}, found {len(matches)}"
-    namespace = {"gzip": gzip, "np": np, "Path": Path}
+    namespace = namespace if namespace is not None else {}
+    namespace.update({"gzip": gzip, "np": np, "pd": pd, "Path": Path, "train_test_split": train_test_split})
     exec(compile(matches[0], f"{NOTEBOOK.name}:{marker}", "exec"), namespace)
     return namespace
 

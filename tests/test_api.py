@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from conftest import REPO, STYLES, dark_on_light, transform
 from fastapi.testclient import TestClient
-from PIL import Image
+from PIL import Image, ImageDraw
 
 import mnist_digits
 from app.main import MAX_BODY_BYTES, app
 
-MODEL = REPO / "models" / "mnist_cnn.keras"
-KEYS = {"digit", "probability", "probabilities", "top3", "unsure", "model_input"}
+MODEL = REPO / "models" / "mnist_cnn.onnx"
+KEYS = {"digit", "probability", "probabilities", "top3", "verdict", "unsure", "model_input"}
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +48,25 @@ def assert_refused(response, status, words):
     assert "\n" not in body["error"] and "Traceback" not in body["error"]
 
 
-def test_health_names_the_model_and_the_versions(client):
+def test_health_names_the_model_the_runtime_and_the_rule(client):
     health = client.get("/api/health").json()
     assert health["status"] == "ok" and health["model"] == MODEL.name
     assert health["sha256"] == hashlib.sha256(MODEL.read_bytes()).hexdigest()
-    import keras
-    import tensorflow as tf
-    assert (health["tensorflow"], health["keras"]) == (tf.__version__, keras.__version__)
-    assert health["unsure_below"] == mnist_digits.load_metadata(MODEL)["unsure_below"]
+    import onnxruntime
+    assert health["runtime"] == f"onnxruntime {onnxruntime.__version__}"
+    rule = mnist_digits.load_metadata(MODEL)["rule"]
+    assert (health["unsure_below"], health["not_a_digit_below"]) == (rule["unsure_below"], rule["not_a_digit_below"])
+    assert health["threshold_from"] == "mnist_cnn.json"
+
+
+def test_drawn_letters_are_not_answered_as_a_confident_digit(client):
+    for strokes in ([[(70, 245), (140, 40), (210, 245)], [(98, 165), (182, 165)]],  # A
+                    [[(70, 50), (210, 235)], [(210, 50), (70, 235)]]):  # X
+        image = Image.new("L", (280, 280), 255)
+        for stroke in strokes:
+            ImageDraw.Draw(image).line(stroke, fill=0, width=23, joint="curve")
+        answer = post_image(client, png_bytes(image)).json()
+        assert answer["verdict"] in ("unsure", "not_a_digit") and answer["unsure"] is True, answer
 
 
 def test_raw_body_and_multipart_upload_give_the_same_answer(client, test_digits):
@@ -153,25 +164,41 @@ def test_the_page_and_its_assets_are_served_from_this_app(client):
     assert "http://" not in page.text.replace("http://127.0.0.1", "") and "https://" not in page.text
 
 
-def test_unsure_when_the_top_probability_is_below_the_threshold():
+def test_the_three_verdicts_of_the_rule():
     class FixedModel:
         def __call__(self, batch):
-            return np.tile([0, 0, 0, 0, 0.55, 0, 0, 0, 0, 0.45], (len(batch), 1))
+            return np.array([[0, 0, 0, 0, 0.55, 0, 0, 0, 0, 0.45], [0.1] * 10, [0, 0, 0, 0, 0, 0, 0, 0.97, 0.03, 0]])
 
-    [sure] = mnist_digits.predict(FixedModel(), np.zeros((1, 28, 28)), unsure_below=0.5)
-    [unsure] = mnist_digits.predict(FixedModel(), np.zeros((1, 28, 28)), unsure_below=0.9)
-    assert not sure.unsure and sure.describe().startswith("4 (55.0%")
-    assert unsure.unsure and unsure.describe().startswith("not sure: 4 or 9?")
+    rule = {"unsure_below": 0.9, "not_a_digit_below": 0.5, "not_a_digit_score": "top_two_mass"}
+    doubtful, spread, sure = mnist_digits.predict(FixedModel(), np.zeros((3, 28, 28)), rule)
+    assert (doubtful.verdict, spread.verdict, sure.verdict) == ("unsure", "not_a_digit", "digit")
+    assert doubtful.unsure and spread.unsure and not sure.unsure
+    assert doubtful.describe().startswith("not sure: 4 or 9?")
+    assert spread.describe().startswith("not a digit: this does not look like a digit")
+    assert sure.describe().startswith("7 (97.0%")
+    by_top = {**rule, "not_a_digit_score": "max_probability", "not_a_digit_below": 0.5}
+    assert [p.verdict for p in mnist_digits.predict(FixedModel(), np.zeros((3, 28, 28)), by_top)] == [
+        "unsure", "not_a_digit", "digit"]
+    assert [p.verdict for p in mnist_digits.predict(FixedModel(), np.zeros((3, 28, 28)))] == [
+        "unsure", "unsure", "digit"]  # without metadata: never "not a digit"
 
 
-def test_threshold_is_read_from_the_metadata_beside_the_model(tmp_path):
-    model = tmp_path / "model.keras"
-    assert mnist_digits.load_metadata(model) == {"unsure_below": mnist_digits.DEFAULT_UNSURE_BELOW,
-                                                 "source": "default"}
-    (tmp_path / "model.json").write_text(json.dumps({"unsure_below": 0.75, "model": "x"}))
-    assert mnist_digits.load_metadata(model)["unsure_below"] == 0.75
-    (tmp_path / "model.json").write_text("{not json")
-    assert mnist_digits.load_metadata(model)["source"] == "default"
+def test_rule_is_read_from_the_metadata_beside_the_model(tmp_path):
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"model bytes")
+    assert mnist_digits.load_metadata(model) == {"rule": mnist_digits.DEFAULT_RULE, "source": "default"}
+    (tmp_path / "model.json").write_text(json.dumps({"unsure_below": 0.75, "model": "x"}))  # an older file
+    assert mnist_digits.load_metadata(model)["rule"]["unsure_below"] == 0.75
+    rule = {"unsure_below": 0.96, "not_a_digit_below": 0.9, "not_a_digit_score": "top_two_mass"}
+    files = {"model.onnx": {"sha256": hashlib.sha256(b"model bytes").hexdigest()}}
+    (tmp_path / "model.json").write_text(json.dumps({"rule": rule, "files": files}))
+    assert mnist_digits.load_metadata(model)["rule"] == rule
+    for broken, words in [("{not json", "unreadable"), (json.dumps({"rule": {**rule, "unsure_below": 3}}), "range"),
+                          (json.dumps({"rule": {**rule, "not_a_digit_score": "energy"}}), "unknown"),
+                          (json.dumps({"rule": rule, "files": {"model.onnx": {"sha256": "0" * 64}}}), "SHA-256")]:
+        (tmp_path / "model.json").write_text(broken)
+        with pytest.raises(ValueError, match=words):
+            mnist_digits.load_metadata(model)
 
 
 def test_16_concurrent_clients_each_get_the_right_answers(live_server, test_digits):
@@ -201,9 +228,15 @@ def test_16_concurrent_clients_each_get_the_right_answers(live_server, test_digi
 
 
 def test_the_server_refuses_to_start_without_a_usable_model(tmp_path):
-    broken = tmp_path / "broken.keras"
+    broken = tmp_path / "broken.onnx"
     broken.write_bytes(MODEL.read_bytes()[:4000])
-    for model, message in [(tmp_path / "none.keras", "model file not found"), (broken, "cannot load the model")]:
+    mismatched = tmp_path / "mnist_cnn.onnx"  # a model beside metadata that describes another file
+    mismatched.write_bytes(MODEL.read_bytes())
+    metadata = json.loads(MODEL.with_suffix(".json").read_text())
+    metadata["files"]["mnist_cnn.onnx"]["sha256"] = "0" * 64
+    mismatched.with_suffix(".json").write_text(json.dumps(metadata))
+    for model, message in [(tmp_path / "none.onnx", "model file not found"), (broken, "cannot load the model"),
+                           (mismatched, "does not describe this model file")]:
         run = subprocess.run([sys.executable, "-m", "app", "--model", str(model)], cwd=REPO, capture_output=True,
                              text=True, timeout=120)
         assert run.returncode == 2 and "Traceback" not in run.stderr

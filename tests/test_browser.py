@@ -44,6 +44,13 @@ DIGITS = {
 }
 
 
+# Letters drawn the way a user draws them, stroke by stroke: the page must not answer them with a confident digit
+LETTERS = {
+    "A": [polyline([(70, 245), (140, 40), (210, 245)]), polyline([(98, 165), (182, 165)])],
+    "X": [polyline([(70, 50), (210, 235)]), polyline([(210, 50), (70, 235)])],
+}
+
+
 @pytest.fixture(scope="module")
 def open_page(live_server, tmp_path_factory):
     """Opens the app in a new Chromium, each with a fresh user-data folder; closes them all at the end."""
@@ -111,6 +118,20 @@ def test_drawn_digit_is_recognised_with_its_bars(browser_page, digit):
         for (let i = 0; i < pixels.length; i += 4) ink += pixels[i] > 128;
         return ink; }""")
     assert preview > 20, "the 28 x 28 preview of what the model sees is empty"
+
+
+@pytest.mark.parametrize("letter", list(LETTERS))
+def test_drawn_letter_gets_no_confident_digit(browser_page, letter):
+    page = browser_page
+    page.click("#clear")
+    draw(page, LETTERS[letter])
+    status = page.locator("#status").inner_text()
+    verdict = page.locator("#digit").get_attribute("class")
+    assert verdict in ("unsure", "not_a_digit") and not status.startswith("It is a"), f"{letter}: {status}"
+    assert status == "This does not look like a digit." if verdict == "not_a_digit" else status.startswith("Not sure")
+    assert "dimmed" in page.locator("#bars").get_attribute("class"), "the bars are not dimmed"
+    page.click("#clear")
+    assert "dimmed" not in (page.locator("#bars").get_attribute("class") or "")
 
 
 def test_clear_and_undo(browser_page):

@@ -1,5 +1,6 @@
 """The committed notebook is the record of one clean, complete run on the full data, and its outputs agree."""
 import ast
+import hashlib
 import importlib.util
 import io
 import json
@@ -99,12 +100,39 @@ def test_parameters_cell_is_papermill_clean(caplog):
 def test_model_metadata_matches_the_record():
     metadata = json.loads(MODEL.with_suffix(".json").read_text())
     results = recorded_results().set_index("model")
-    assert metadata["file"] == MODEL.name and metadata["model"] in results.index
-    assert metadata["test_accuracy"] == results.loc[metadata["model"], "test_accuracy"]
-    assert 0.5 < metadata["unsure_below"] <= 1.0 and 0.0 < metadata["test_coverage"] <= 1.0
-    printed = outputs_text(cell_printing(r"Threshold chosen on the validation split"))
-    assert f"confidence >= {metadata['unsure_below']:.6f}" in printed
+    assert metadata["file"] == MODEL.name and metadata["model"].removesuffix("_robust") in results.index
+    for name, described in metadata["files"].items():  # the pair of model files this run wrote
+        assert described["sha256"] == hashlib.sha256((MODEL.parent / name).read_bytes()).hexdigest(), name
+    assert set(metadata["files"]) == {"mnist_cnn.keras", "mnist_cnn.onnx"}
+    rule = metadata["rule"]
+    assert 0.5 < rule["unsure_below"] <= 1.0 and rule["unsure_below"] == metadata["unsure_below"]
+    assert 0.0 < rule["not_a_digit_below"] < 2.0 and rule["not_a_digit_score"] in ("max_probability", "top_two_mass")
+    printed = outputs_text(cell_printing(r"Rule chosen on the validation parts"))
+    assert f"highest probability >= {rule['unsure_below']:.6f}" in printed
+    assert f"{rule['not_a_digit_score']} < {rule['not_a_digit_below']:.6f}" in printed
+    stress = stress_results()
+    after = stress.xs(f"after: {metadata['model']}", axis=1, level=0)
+    assert metadata["test_accuracy"] == round(after.loc["MNIST", "accuracy"], 4)
+    assert metadata["test_coverage"] == round(after.loc["MNIST", "coverage"], 4)
     assert re.match(r"\d{4}-\d{2}-\d{2}$", metadata["date"]) and "28 x 28" in metadata["input"]
+
+
+def stress_results():
+    return pd.read_csv(REPO / "figures" / "stress_results.csv", header=[0, 1], index_col=0)
+
+
+def test_recorded_run_meets_the_out_of_distribution_targets():
+    """The served model's targets on the test parts of the stress sets, in the committed record: MNIST coverage and
+    error among accepted answers, non-digits answered as a confident digit, errors on every shifted set."""
+    metadata = json.loads(MODEL.with_suffix(".json").read_text())
+    after = stress_results().xs(f"after: {metadata['model']}", axis=1, level=0)
+    mnist = after.loc["MNIST"]
+    assert mnist["coverage"] >= 0.97 and mnist["error_on_accepted"] <= 0.001, mnist
+    for kind in ("drawn letters and symbols", "printed letters and symbols"):
+        assert after.loc[kind, "coverage"] <= 0.05, (kind, after.loc[kind, "coverage"])
+    shifted = after[after["accuracy"].notna()].drop("MNIST")
+    assert len(shifted) == 9 and (shifted["error_on_accepted"] <= 0.005).all(), shifted["error_on_accepted"]
+    assert metadata["auroc"] > 0.99
 
 
 def test_results_csv_matches_the_printed_table():
@@ -143,13 +171,16 @@ def test_notebook_stands_alone():
                 assert not local & {n.split(".")[0] for n in names if n}, ast.unparse(node)
 
 
-def test_notebook_preprocessing_is_the_one_predict_py_uses():
+@pytest.mark.parametrize("name", ["mnist_style", "top_two_mass", "verdicts"])
+def test_notebook_helpers_are_the_ones_predict_py_uses(name):
+    """The preprocessing and the decision rule exist once in mnist_digits.py; the notebook's copies are the same."""
     predict_source = (REPO / "mnist_digits.py").read_text()
-    predict_tree = ast.parse(predict_source)
-    [function] = [n for n in predict_tree.body if isinstance(n, ast.FunctionDef) and n.name == "mnist_style"]
-    [cell] = [c for c in notebook_cells() if "def mnist_style(" in cell_source(c)]
-    assert cell_source(cell).strip() == ast.get_source_segment(predict_source, function).strip(), (
-        "the notebook's mnist_style differs from mnist_digits.py's: keep the two copies identical")
+    [function] = [n for n in ast.parse(predict_source).body if isinstance(n, ast.FunctionDef) and n.name == name]
+    [cell] = [c for c in notebook_cells() if f"def {name}(" in cell_source(c)]
+    cell_tree = ast.parse(cell_source(cell))
+    [copy] = [n for n in cell_tree.body if isinstance(n, ast.FunctionDef) and n.name == name]
+    assert ast.get_source_segment(cell_source(cell), copy) == ast.get_source_segment(predict_source, function), (
+        f"the notebook's {name} differs from mnist_digits.py's: keep the two copies identical")
 
 
 def test_readme_shows_the_recorded_results():
@@ -161,6 +192,8 @@ def test_readme_shows_the_recorded_results():
     assert block == update_readme.results_block(), "README.md's results differ: run scripts/update_readme.py"
     speed = readme.split(update_readme.SPEED_START, 1)[1].split(update_readme.SPEED_END, 1)[0].strip()
     assert speed == update_readme.speed_block(), "README.md's training benchmark differs: run scripts/update_readme.py"
+    stress = readme.split(update_readme.STRESS_START, 1)[1].split(update_readme.STRESS_END, 1)[0].strip()
+    assert stress == update_readme.stress_block(), "README.md's stress-set table differs: run scripts/update_readme.py"
 
 
 def test_training_benchmark_and_seed_spread_are_complete_runs():

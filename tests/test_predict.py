@@ -6,11 +6,12 @@ import sys
 import numpy as np
 import pytest
 from conftest import REPO, STYLES, dark_on_light, transform
-from PIL import Image
+from PIL import Image, ImageDraw
 
 import mnist_digits
 
-MODEL = REPO / "models" / "mnist_cnn.keras"
+MODEL = REPO / "models" / "mnist_cnn.onnx"
+KERAS_MODEL = REPO / "models" / "mnist_cnn.keras"
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +99,8 @@ def test_300_transformed_test_digits_are_predicted(test_digits, tmp_path):
     assert [a["path"] for a in answers] == [str(p) for p in paths]
     for answer in answers:
         assert 0 <= answer["digit"] <= 9 and 0.0 <= answer["probability"] <= 1.0
+        assert answer["verdict"] in ("digit", "unsure", "not_a_digit")
+        assert answer["unsure"] == (answer["verdict"] != "digit")
         assert len(answer["top3"]) == 3 and answer["top3"][0]["digit"] == answer["digit"]
     correct = {style: [] for style in STYLES}
     for n, answer in enumerate(answers):
@@ -139,19 +142,73 @@ def test_bad_inputs_are_refused_one_line_each_and_the_rest_still_predicted(test_
     assert answer["path"] == str(good) and answer["digit"] == test_digits[1][1]
 
 
+def drawn_letter(letter, path):
+    """A capital letter drawn as on the web page's canvas: dark pen strokes on white."""
+    strokes = {"A": [[(70, 245), (140, 40), (210, 245)], [(98, 165), (182, 165)]],
+               "X": [[(70, 50), (210, 235)], [(210, 50), (70, 235)]],
+               "H": [[(80, 40), (80, 240)], [(200, 40), (200, 240)], [(80, 140), (200, 140)]]}[letter]
+    image = Image.new("L", (280, 280), 255)
+    for stroke in strokes:
+        ImageDraw.Draw(image).line(stroke, fill=0, width=23, joint="curve")
+    image.save(path)
+    return path
+
+
+def test_letters_get_no_confident_digit_and_say_so(tmp_path):
+    paths = [drawn_letter(letter, tmp_path / f"{letter}.png") for letter in "AXH"]
+    run = run_predict("--json", *paths)
+    assert run.returncode == 0, run.stderr
+    answers = [json.loads(line) for line in run.stdout.splitlines()]
+    assert all(a["verdict"] != "digit" and a["unsure"] for a in answers), answers
+    text = run_predict(*paths).stdout.splitlines()
+    for line, answer in zip(text, answers):
+        said = "not a digit: this does not look like a digit" if answer["verdict"] == "not_a_digit" else "not sure:"
+        assert said in line, line
+
+
+def test_keras_model_gives_the_same_answers(test_digits, tmp_path):
+    """--model with the .keras file runs TensorFlow instead of onnxruntime: the same digits and verdicts."""
+    paths = [dark_on_light(test_digits[0][i], 120) for i in range(6)]
+    for i, image in enumerate(paths):
+        image.save(tmp_path / f"{i}.png")
+    files = [tmp_path / f"{i}.png" for i in range(6)] + [drawn_letter("A", tmp_path / "A.png")]
+    onnx = [json.loads(line) for line in run_predict("--json", *files).stdout.splitlines()]
+    keras = [json.loads(line) for line in run_predict("--json", "--model", KERAS_MODEL, *files).stdout.splitlines()]
+    assert len(onnx) == len(files) and [(a["digit"], a["verdict"]) for a in onnx] == [
+        (a["digit"], a["verdict"]) for a in keras]
+
+
 def test_missing_model_is_a_clear_error(tmp_path):
-    run = run_predict("--model", tmp_path / "none.keras", tmp_path / "x.png")
-    assert run.returncode == 2 and run.stdout == ""
-    assert run.stderr.splitlines() == [f"{tmp_path / 'none.keras'}: model file not found"]
+    for name in ("none.onnx", "none.keras"):
+        run = run_predict("--model", tmp_path / name, tmp_path / "x.png")
+        assert run.returncode == 2 and run.stdout == ""
+        assert run.stderr.splitlines() == [f"{tmp_path / name}: model file not found"]
 
 
-def test_corrupt_model_is_a_clear_error(tmp_path):
-    model = tmp_path / "broken.keras"
-    model.write_bytes(MODEL.read_bytes()[:5000])
-    run = run_predict("--model", model, tmp_path / "x.png")
+@pytest.mark.parametrize("model", [MODEL, KERAS_MODEL], ids=["onnx", "keras"])
+def test_corrupt_model_is_a_clear_error(tmp_path, model):
+    broken = tmp_path / f"broken{model.suffix}"
+    broken.write_bytes(model.read_bytes()[:5000])
+    run = run_predict("--model", broken, tmp_path / "x.png")
     assert run.returncode == 2 and run.stdout == "" and "Traceback" not in run.stderr
     [line] = run.stderr.splitlines()
-    assert line.startswith(f"{model}: cannot load the model")
+    assert line.startswith(f"{broken}: cannot load the model")
+
+
+def test_a_model_with_another_runs_metadata_is_refused(tmp_path, test_digits):
+    """The metadata names the SHA-256 of the files it describes: a retrained model beside old thresholds is refused."""
+    model = tmp_path / "mnist_cnn.onnx"
+    model.write_bytes(MODEL.read_bytes())
+    metadata = json.loads(MODEL.with_suffix(".json").read_text())
+    (tmp_path / "mnist_cnn.json").write_text(json.dumps(metadata))
+    dark_on_light(test_digits[0][0], 120).save(tmp_path / "seven.png")
+    assert run_predict("--model", model, tmp_path / "seven.png").returncode == 0  # the pair as the notebook saved it
+    metadata["files"]["mnist_cnn.onnx"]["sha256"] = "0" * 64
+    (tmp_path / "mnist_cnn.json").write_text(json.dumps(metadata))
+    run = run_predict("--model", model, tmp_path / "seven.png")
+    assert run.returncode == 2 and run.stdout == "" and "Traceback" not in run.stderr
+    assert run.stderr.splitlines() == [f"{model}: mnist_cnn.json does not describe this model file (SHA-256 differs): "
+                                       "the model and its metadata come from different runs"]
 
 
 def test_usage_error_without_images():

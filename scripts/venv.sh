@@ -1,0 +1,10 @@
+# Sourced by the other scripts: ensure_venv DIR REQUIREMENTS makes the venv DIR from the pinned REQUIREMENTS file,
+# and installs again only when that file has changed since (a copy of it is kept in DIR).
+ensure_venv() {
+  local venv="$1" requirements="$2"
+  if ! cmp -s "$requirements" "$venv/$(basename "$requirements")" 2>/dev/null; then
+    "${PYTHON:-python3}" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
+    cp "$requirements" "$venv/"
+  fi
+}
