@@ -226,7 +226,7 @@ def load_metadata(model_path=DEFAULT_MODEL):
         return {"rule": dict(DEFAULT_RULE), "source": "default"}
     try:
         metadata = json.loads(path.read_text(encoding="utf-8"))
-        rule = metadata.get("rule", {"unsure_below": metadata["unsure_below"]})
+        rule = metadata["rule"] if "rule" in metadata else {"unsure_below": metadata["unsure_below"]}
         rule = {"unsure_below": float(rule["unsure_below"]),
                 "not_a_digit_below": float(rule.get("not_a_digit_below", 0.0)),
                 "not_a_digit_score": str(rule.get("not_a_digit_score", "max_probability"))}

@@ -84,7 +84,8 @@ def test_damaged_train_csv_is_refused_with_one_clear_line(reader, kaggle_files, 
     assert message.startswith(f"{path}: ") and words in message and "\n" not in message, message
 
 
-@pytest.mark.parametrize("content, words", [(b"", "cannot read it as CSV"), (b"\x00\xff\xfe garbage", "columns"),
+@pytest.mark.parametrize("content, words", [(b"", "cannot read it as CSV"),
+                                            (b"\x00\xff\xfe garbage", "cannot read it as CSV"),
                                             (b"label,pixel0\n1,2\n", "found 2 columns")])
 def test_unreadable_files_are_refused(reader, tmp_path, content, words):
     path = tmp_path / "train.csv"
