@@ -280,7 +280,8 @@ class Prediction:
         (first, p1), (second, p2), (third, p3) = self.top3
         scores = f"({p1:.1%}; next {second} {p2:.1%}, {third} {p3:.1%})"
         if self.verdict == "not_a_digit":
-            return f"not a digit: this does not look like a digit {scores}"
+            return (f"not a digit: this does not look like a digit (closest {first} {p1:.1%}, {second} {p2:.1%}, "
+                    f"{third} {p3:.1%})")
         return f"not sure: {first} or {second}? {scores}" if self.unsure else f"{first} {scores}"
 
 

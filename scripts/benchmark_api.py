@@ -6,21 +6,26 @@
 For each runtime (TensorFlow with models/mnist_cnn.keras, onnxruntime with models/mnist_cnn.onnx):
 - predict.py on one image, cold (a new process each time): median wall time of 5 runs and the peak memory;
 - the server (`python -m app`) from start until /api/health answers, and its resident memory after the load;
-- the latency (p50, p95) and throughput of /api/predict for 1, 4 and 16 concurrent clients.
+- the latency (p50, p95) and throughput of /api/predict for 1, 4 and 16 concurrent clients, with one uvicorn worker
+  and with two.
 
-The clients run on the same machine as the server and take their share of its cores. The requests are 280 x 280
-PNG drawings like the ones the page sends. --serve-python runs the onnxruntime rows with another interpreter, such
-as the venv of requirements-serve.txt, which has no TensorFlow at all.
+The load comes from ApacheBench (`ab`, Debian's apache2-utils): a client written in C, so that the clients take
+little of the two cores they share with the server (16 Python clients took more of them than the server did). The
+requests are 280 x 280 PNG drawings like the ones the page sends, and every answer is checked first. --serve-python
+runs the onnxruntime rows with another interpreter, such as the venv of requirements-serve.txt, which has no
+TensorFlow at all.
 """
 import argparse
+import csv
 import io
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -68,14 +73,14 @@ def resident_mb(pid):
     return float("nan")
 
 
-def start_server(python, model):
+def start_server(python, model, workers=1):
     """Start the app; return the process, its base URL and the seconds until /api/health answered."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     start = time.perf_counter()
-    server = subprocess.Popen([python, "-m", "app", "--port", str(port), "--model", str(model)], cwd=REPO,
-                              stdout=subprocess.DEVNULL)
+    server = subprocess.Popen([python, "-m", "app", "--port", str(port), "--model", str(model), "--workers",
+                               str(workers)], cwd=REPO, stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     while time.perf_counter() - start < 120:
         try:
@@ -88,60 +93,74 @@ def start_server(python, model):
     sys.exit("the server did not start")
 
 
-def load(base, clients, requests, bodies):
-    """Send `requests` predictions from `clients` threads; return the latencies (s) and the wall time."""
-    def client(share):
-        latencies = []
-        with httpx.Client(base_url=base, timeout=60) as http:
-            for k in share:
-                digit, body = bodies[k % len(bodies)]
-                start = time.perf_counter()
-                response = http.post("/api/predict", content=body, headers={"Content-Type": "image/png"})
-                latencies.append(time.perf_counter() - start)
-                if response.status_code != 200 or response.json()["digit"] != digit:
-                    raise SystemExit(f"wrong answer under load: {response.status_code} {response.text[:200]}")
-        return latencies
+def resident_mb_tree(pid):
+    """Resident memory of a process and its children (uvicorn's workers), in MB."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return resident_mb(pid) + sum(resident_mb(int(child)) for child in children)
 
-    start = time.perf_counter()
-    with ThreadPoolExecutor(clients) as pool:
-        latencies = [t for part in pool.map(client, [range(c, requests, clients) for c in range(clients)])
-                     for t in part]
-    return np.array(latencies), time.perf_counter() - start
+
+def check_answers(base, bodies):
+    with httpx.Client(base_url=base, timeout=60) as http:
+        for digit, body in bodies:
+            answer = http.post("/api/predict", content=body, headers={"Content-Type": "image/png"}).json()
+            if answer["digit"] != digit or answer["verdict"] != "digit":
+                sys.exit(f"wrong answer: {answer['digit']} ({answer['verdict']}) for a drawn {digit}")
+
+
+def load(base, clients, requests, image):
+    """ab's p50 and p95 latency (ms) and requests per second for `requests` posts from `clients` at once."""
+    percentiles = Path(tempfile.mkdtemp()) / "percentiles.csv"
+    run = subprocess.run(["ab", "-q", "-n", str(requests), "-c", str(clients), "-p", str(image), "-T", "image/png",
+                          "-e", str(percentiles), f"{base}/api/predict"], capture_output=True, text=True, check=True)
+    failed = re.search(r"Failed requests:\s+(\d+)", run.stdout)
+    if failed is None or int(failed[1]) or "Non-2xx" in run.stdout:
+        sys.exit(f"requests failed under load:\n{run.stdout}")
+    with percentiles.open() as file:
+        at = {int(float(row[0])): float(row[1]) for row in list(csv.reader(file))[1:]}
+    return at[50], at[95], float(re.search(r"Requests per second:\s+([\d.]+)", run.stdout)[1])
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=400, help="requests per concurrency level")
+    parser.add_argument("--requests", type=int, default=1000, help="requests per row")
     parser.add_argument("--serve-python", default=sys.executable, help="interpreter for the onnxruntime rows")
     args = parser.parse_args()
+    if not shutil.which("ab"):
+        sys.exit("ab is missing: apt-get install apache2-utils")
     runtimes = [("TensorFlow", sys.executable, REPO / "models" / "mnist_cnn.keras"),
                 ("onnxruntime", args.serve_python, REPO / "models" / "mnist_cnn.onnx")]
     bodies = [(digit, drawing(strokes)) for digit, strokes in STROKES.items()]
     image = Path(tempfile.mkdtemp()) / "seven.png"
     image.write_bytes(bodies[1][1])
 
-    print(f"{os.cpu_count()} cores; predict.py: median of 5 cold runs; API: {args.requests} requests per row after "
-          "40 of warm-up, 280 x 280 PNG drawings\n")
+    print(f"{os.cpu_count()} cores; predict.py: median of 5 cold runs; API: {args.requests} requests per row from ab "
+          "after 200 of warm-up, a 280 x 280 PNG drawing of a 7\n")
     print("| runtime | predict.py wall (s) | predict.py peak memory (MB) | server start to /api/health (s) | "
-          "server memory (MB) |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+          "server memory, 1 worker (MB) | 2 workers (MB) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
     latency_rows = []
     for name, python, model in runtimes:
         wall, peak = predict_cold(python, model, image)
-        server, base, started = start_server(python, model)
-        try:
-            load(base, 4, 40, bodies)  # warm-up
-            for clients in (1, 4, 16):
-                latencies, seconds = load(base, clients, args.requests, bodies)
-                p50, p95 = np.percentile(latencies, [50, 95]) * 1000
-                latency_rows.append(f"| {name} | {clients} | {p50:.1f} | {p95:.1f} | {args.requests / seconds:.0f} |")
-            memory = resident_mb(server.pid)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-        print(f"| {name} | {wall:.2f} | {peak:.0f} | {started:.2f} | {memory:.0f} |", flush=True)
-    print("\n| runtime | clients | p50 latency (ms) | p95 latency (ms) | predictions per second |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+        memory = {}
+        for workers in (1, 2):
+            server, base, started = start_server(python, model, workers)
+            try:
+                check_answers(base, bodies)
+                load(base, 4, 200, image)  # warm-up, of every worker
+                for clients in (1, 4, 16):
+                    p50, p95, per_second = load(base, clients, args.requests, image)
+                    latency_rows.append(f"| {name} | {workers} | {clients} | {p50:.1f} | {p95:.1f} "
+                                        f"| {per_second:.0f} |")
+                memory[workers] = resident_mb_tree(server.pid)
+                if workers == 1:
+                    first_start = started
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
+        print(f"| {name} | {wall:.2f} | {peak:.0f} | {first_start:.2f} | {memory[1]:.0f} | {memory[2]:.0f} |",
+              flush=True)
+    print("\n| runtime | uvicorn workers | clients | p50 latency (ms) | p95 latency (ms) | predictions per second |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
     print("\n".join(latency_rows))
 
 
