@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image, ImageDraw, ImageOps
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "MNIST_project.ipynb"
@@ -105,6 +105,22 @@ def transform(digit, style, rng, folder, name):
     return path
 
 
+
+
+# Capital letters as a user draws them on the web page's 280 x 280 canvas, one list of points per pen stroke
+LETTERS = {
+    "A": [[(70, 245), (140, 40), (210, 245)], [(98, 165), (182, 165)]],
+    "X": [[(70, 50), (210, 235)], [(210, 50), (70, 235)]],
+    "H": [[(80, 40), (80, 240)], [(200, 40), (200, 240)], [(80, 140), (200, 140)]],
+}
+
+
+def drawing(strokes):
+    """Strokes drawn with the page's pen (23 pixels wide) in black on a white 280 x 280 canvas."""
+    image = Image.new("L", (280, 280), 255)
+    for stroke in strokes:
+        ImageDraw.Draw(image).line(stroke, fill=0, width=23, joint="curve")
+    return image
 
 
 def free_port():

@@ -5,8 +5,8 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO, STYLES, dark_on_light, transform
-from PIL import Image, ImageDraw
+from conftest import LETTERS, REPO, STYLES, dark_on_light, drawing, transform
+from PIL import Image
 
 import mnist_digits
 
@@ -143,14 +143,7 @@ def test_bad_inputs_are_refused_one_line_each_and_the_rest_still_predicted(test_
 
 
 def drawn_letter(letter, path):
-    """A capital letter drawn as on the web page's canvas: dark pen strokes on white."""
-    strokes = {"A": [[(70, 245), (140, 40), (210, 245)], [(98, 165), (182, 165)]],
-               "X": [[(70, 50), (210, 235)], [(210, 50), (70, 235)]],
-               "H": [[(80, 40), (80, 240)], [(200, 40), (200, 240)], [(80, 140), (200, 140)]]}[letter]
-    image = Image.new("L", (280, 280), 255)
-    for stroke in strokes:
-        ImageDraw.Draw(image).line(stroke, fill=0, width=23, joint="curve")
-    image.save(path)
+    drawing(LETTERS[letter]).save(path)
     return path
 
 
