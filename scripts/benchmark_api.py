@@ -6,6 +6,9 @@
 For each runtime (TensorFlow with models/mnist_cnn.keras, onnxruntime with models/mnist_cnn.onnx):
 - predict.py on one image, cold (a new process each time): median wall time of 5 runs and the peak memory;
 - the server (`python -m app`) from start until /api/health answers, and its resident memory after the load;
+- the size of the venv it runs in;
+- where a request's CPU time goes, in one process set up as the server is: the model call, the decoding and
+  MNIST-style preprocessing, writing the JSON;
 - the latency (p50, p95) and throughput of /api/predict for 1, 4 and 16 concurrent clients, with one uvicorn worker
   and with two.
 
@@ -18,6 +21,7 @@ TensorFlow at all.
 import argparse
 import csv
 import io
+import json
 import os
 import re
 import shutil
@@ -64,6 +68,48 @@ def predict_cold(python, model, image, runs=5):
         if status != 0:
             sys.exit(f"predict.py failed with {model.name}")
     return float(np.median(walls)), max(peaks)
+
+
+def venv_mb(python):
+    """Disk size of the venv an interpreter belongs to (the folder above its bin/), in MB."""
+    root = Path(python).absolute().parents[1]
+    return sum(f.stat().st_size for f in root.rglob("*") if f.is_file() and not f.is_symlink()) / 1e6
+
+
+PROFILE = """
+import json, resource, sys, time
+import numpy as np
+from PIL import Image
+import io, mnist_digits
+from app.main import Classifier, keep_freed_memory
+keep_freed_memory()  # as the server does
+data = open(sys.argv[1], "rb").read()
+classifier = Classifier(sys.argv[2])
+image = mnist_digits.mnist_style(mnist_digits.decode_image(data))
+batch = image.reshape(1, 28, 28, 1)
+
+def cpu_ms(step, n=300):
+    for _ in range(20):
+        step()
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    for _ in range(n):
+        step()
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return 1000 * (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / n
+
+answer = classifier.classify(data)
+print(json.dumps({"model call": cpu_ms(lambda: classifier.model(batch)),
+                  "decode and MNIST-style preprocessing": cpu_ms(
+                      lambda: mnist_digits.mnist_style(mnist_digits.decode_image(data))),
+                  "JSON of the answer": cpu_ms(lambda: answer.model_dump_json())}))
+"""
+
+
+def profile(python, model, image):
+    """CPU milliseconds per request of each step, measured in a separate process of that interpreter."""
+    run = subprocess.run([python, "-c", PROFILE, str(image), str(model)], cwd=REPO, capture_output=True, text=True,
+                         check=True)
+    return json.loads(run.stdout.strip().splitlines()[-1])
 
 
 def resident_mb(pid):
@@ -135,12 +181,13 @@ def main():
 
     print(f"{os.cpu_count()} cores; predict.py: median of 5 cold runs; API: {args.requests} requests per row from ab "
           "after 200 of warm-up, a 280 x 280 PNG drawing of a 7\n")
-    print("| runtime | predict.py wall (s) | predict.py peak memory (MB) | server start to /api/health (s) | "
-          "server memory, 1 worker (MB) | 2 workers (MB) |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    latency_rows = []
+    print("| runtime | venv size (MB) | predict.py wall (s) | predict.py peak memory (MB) | "
+          "server start to /api/health (s) | server memory, 1 worker (MB) | 2 workers (MB) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    latency_rows, profiles = [], {}
     for name, python, model in runtimes:
         wall, peak = predict_cold(python, model, image)
+        profiles[name] = profile(python, model, image)
         memory = {}
         for workers in (1, 2):
             server, base, started = start_server(python, model, workers)
@@ -157,8 +204,13 @@ def main():
             finally:
                 server.terminate()
                 server.wait(timeout=30)
-        print(f"| {name} | {wall:.2f} | {peak:.0f} | {first_start:.2f} | {memory[1]:.0f} | {memory[2]:.0f} |",
-              flush=True)
+        print(f"| {name} | {venv_mb(python):,.0f} | {wall:.2f} | {peak:.0f} | {first_start:.2f} | {memory[1]:.0f} "
+              f"| {memory[2]:.0f} |", flush=True)
+    print("\n| runtime | step of a request | CPU per request (ms) |")
+    print("| --- | --- | ---: |")
+    for name, steps in profiles.items():
+        for step, milliseconds in steps.items():
+            print(f"| {name} | {step} | {milliseconds:.2f} |")
     print("\n| runtime | uvicorn workers | clients | p50 latency (ms) | p95 latency (ms) | predictions per second |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     print("\n".join(latency_rows))
