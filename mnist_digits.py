@@ -20,7 +20,6 @@ from PIL import Image, ImageOps
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL = MODELS_DIR / "mnist_cnn.onnx"
-KERAS_MODEL = MODELS_DIR / "mnist_cnn.keras"
 # For a model without the notebook's metadata file: unsure below 0.9, never "not a digit"
 DEFAULT_RULE = {"unsure_below": 0.9, "not_a_digit_below": 0.0, "not_a_digit_score": "max_probability"}
 MAX_PIXELS = 25_000_000  # refuse larger images before decoding them (decompression bombs)
@@ -202,7 +201,7 @@ def _load_keras(path):
     traced = tf.function(lambda batch: model(batch, training=False), reduce_retracing=True,
                          input_signature=[tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)])
     infer = lambda batch: traced(np.asarray(batch, dtype=np.float32)).numpy()  # noqa: E731
-    infer.keras_model, infer.input_shape = model, model.input_shape
+    infer.input_shape = model.input_shape
     infer.runtime = f"tensorflow {tf.__version__} (keras {keras.__version__})"
     return infer
 
