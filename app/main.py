@@ -56,8 +56,8 @@ class HealthResponse(BaseModel):
     sha256: str
     runtime: Annotated[str, Field(description="what runs the model, with its version")]
     unsure_below: Annotated[float, Field(description="a digit is answered when its probability reaches this")]
-    not_a_digit_below: Annotated[float, Field(description="not a digit when the two most likely digits together "
-                                                          "stay below this")]
+    not_a_digit_below: Annotated[float, Field(description="not a digit when the rule's score (the top-two mass or "
+                                                          "the highest probability) stays below this")]
     threshold_from: str
 
 
