@@ -3,7 +3,8 @@ file, see the refusal of a blank canvas, use it by keyboard and at phone width, 
 
 Chromium comes from Debian's packages (`.ci/run` installs it) and is driven by Playwright through
 `executable_path`, since `playwright install` cannot download here. Set WEB_APP_SCREENSHOT to a path to keep the
-screenshot (scripts/screenshot.sh writes figures/web_app.png that way); by default it goes to a temporary folder.
+screenshots (figures/web_app.png for the README, with web_app_letter.png written beside it); without it, the first
+goes to a temporary folder and the second is not taken.
 """
 import itertools
 import math
