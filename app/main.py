@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 import mnist_digits
+from app import site
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_BODY_BYTES = 5 * 1024 * 1024
@@ -137,7 +138,6 @@ app = FastAPI(
     redoc_url=None,
     openapi_url="/api/openapi.json",
 )
-app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 if os.environ.get("MNIST_ALLOW_ORIGINS"):  # no cross-origin access unless asked for
     app.add_middleware(CORSMiddleware, allow_origins=os.environ["MNIST_ALLOW_ORIGINS"].split(","),
                        allow_methods=["GET", "POST"], allow_headers=["Content-Type"])
@@ -236,3 +236,26 @@ async def health(request: Request) -> HealthResponse:
 @app.get("/", include_in_schema=False)
 async def index():
     return FileResponse(STATIC_DIR / "index.html")
+
+
+# The page runs the model in the browser, from the same paths as the static site (app/site.py); without these files
+# it asks the API instead.
+@app.get("/static/ort/{name}", include_in_schema=False)
+async def runtime_file(name: str):
+    path = site.RUNTIME_DIR / name
+    if name not in site.RUNTIME_FILES or not path.is_file():
+        raise Refused(404, f"{name}: not a file of the page's runtime, or onnxruntime-web is not installed (npm ci)")
+    return FileResponse(path)
+
+
+@app.get("/models/{name}", include_in_schema=False)
+async def model_file(request: Request, name: str):
+    """The served model and its metadata, under the names the page asks for; none for a Keras model."""
+    served = request.app.state.classifier.path
+    files = {"mnist_cnn.onnx": served, "mnist_cnn.json": mnist_digits.metadata_path(served)}
+    if name not in files or served.suffix != ".onnx" or not files[name].is_file():
+        raise Refused(404, f"{name}: not a file of the served ONNX model")
+    return FileResponse(files[name])
+
+
+app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")  # after /static/ort, which it would hide

@@ -1,8 +1,10 @@
 """Shared fixtures: the repository paths, code taken from the notebook, the real MNIST files, test images made
 from them, and the web app running as a server."""
 import gzip
+import itertools
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -121,6 +123,47 @@ def drawing(strokes):
     for stroke in strokes:
         ImageDraw.Draw(image).line(stroke, fill=0, width=23, joint="curve")
     return image
+
+
+# Chromium comes from Debian's packages (.ci/run installs it) and is driven by Playwright through executable_path,
+# since `playwright install` cannot download here. As root and without a network it needs these flags, or its
+# start-up connections are refused many at a time.
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def require_chromium():
+    """Skip the calling test module when Chromium is missing, except in CI, where that is an error."""
+    if not CHROMIUM:
+        if os.environ.get("CI"):
+            raise RuntimeError("Chromium is missing: .ci/run installs Debian's chromium package")
+        pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+
+def polyline(points, steps=8):
+    """Points in canvas units (0-280), interpolated so that the mouse moves in small steps like a hand."""
+    path = [points[0]]
+    for (x0, y0), (x1, y1) in itertools.pairwise(points):
+        path += [(x0 + (x1 - x0) * t / steps, y0 + (y1 - y0) * t / steps) for t in range(1, steps + 1)]
+    return path
+
+
+def draw_with_mouse(page, strokes):
+    """Draw strokes (lists of points on the 280 x 280 canvas) with the mouse, then wait for the answer to the
+    finished drawing: one prediction starts at each pen-up."""
+    before = int(page.evaluate("document.body.dataset.requested || 0"))
+    box = page.locator("#canvas").bounding_box()
+    scale = box["width"] / 280
+    for stroke in strokes:
+        x, y = stroke[0]
+        page.mouse.move(box["x"] + x * scale, box["y"] + y * scale)
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(box["x"] + x * scale, box["y"] + y * scale)
+        page.mouse.up()
+    page.wait_for_function(f"document.body.dataset.requested >= {before + len(strokes)} "
+                           "&& document.body.dataset.pending === '0'")
 
 
 def free_port():

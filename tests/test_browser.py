@@ -6,34 +6,16 @@ Chromium comes from Debian's packages (`.ci/run` installs it) and is driven by P
 screenshots (figures/web_app.png for the README, with web_app_letter.png written beside it); without it, the first
 goes to a temporary folder and the second is not taken.
 """
-import itertools
 import math
 import os
-import shutil
 from pathlib import Path
 
 import pytest
-from conftest import LETTERS, dark_on_light
+from conftest import CHROMIUM, CHROMIUM_ARGS, LETTERS, dark_on_light, polyline, require_chromium
+from conftest import draw_with_mouse as draw
 
 playwright = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-if not CHROMIUM:
-    if os.environ.get("CI"):
-        raise RuntimeError("Chromium is missing: .ci/run installs Debian's chromium package")
-    pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
-
-# As root and without a network, Chromium needs these, or its start-up connections are refused many at a time.
-CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def polyline(points, steps=8):
-    """Points in canvas units (0-280), interpolated so that the mouse moves in small steps like a hand."""
-    path = [points[0]]
-    for (x0, y0), (x1, y1) in itertools.pairwise(points):
-        path += [(x0 + (x1 - x0) * t / steps, y0 + (y1 - y0) * t / steps) for t in range(1, steps + 1)]
-    return path
+require_chromium()
 
 
 ZERO = [[(140 + 55 * math.sin(2 * math.pi * t / 40), 140 - 85 * math.cos(2 * math.pi * t / 40)) for t in range(41)]]
@@ -67,22 +49,6 @@ def open_page(live_server, tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser_page(open_page):
     return open_page(viewport={"width": 1000, "height": 760})
-
-
-def draw(page, strokes):
-    """Draw with the mouse, then wait for the answer to the finished drawing (one request goes out per pen-up)."""
-    before = int(page.evaluate("document.body.dataset.requested || 0"))
-    box = page.locator("#canvas").bounding_box()
-    scale = box["width"] / 280
-    for stroke in strokes:
-        x, y = stroke[0]
-        page.mouse.move(box["x"] + x * scale, box["y"] + y * scale)
-        page.mouse.down()
-        for x, y in stroke[1:]:
-            page.mouse.move(box["x"] + x * scale, box["y"] + y * scale)
-        page.mouse.up()
-    page.wait_for_function(f"document.body.dataset.requested >= {before + len(strokes)} "
-                           "&& document.body.dataset.pending === '0'")
 
 
 def shown_prediction(page):
