@@ -8,3 +8,12 @@ ensure_venv() {
     cp "$requirements" "$venv/"
   fi
 }
+
+# ensure_node_modules installs the page's JavaScript runtime (onnxruntime-web) from package-lock.json with `npm ci`,
+# and again only when the lockfile has changed since (a copy of it is kept in node_modules/).
+ensure_node_modules() {
+  if ! cmp -s package-lock.json node_modules/package-lock.json 2>/dev/null; then
+    npm ci --no-audit --no-fund --loglevel=error
+    cp package-lock.json node_modules/
+  fi
+}

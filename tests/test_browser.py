@@ -1,5 +1,7 @@
-"""The page in a real browser: draw digits with the mouse, read the prediction and the bars, clear, undo, upload a
-file, see the refusal of a blank canvas, use it by keyboard and at phone width, and take the README's screenshot.
+"""The app's page in a real browser: draw digits with the mouse, read the prediction and the bars, clear, undo,
+upload a file, see the refusal of a blank canvas, use it by keyboard and at phone width, and take the README's
+screenshot. The page runs the model in the browser when onnxruntime-web is installed (`npm ci`), and asks the app's
+API otherwise; tests/test_site.py checks both ways and the static site.
 
 Chromium comes from Debian's packages (`.ci/run` installs it) and is driven by Playwright through
 `executable_path`, since `playwright install` cannot download here. Set WEB_APP_SCREENSHOT to a path to keep the

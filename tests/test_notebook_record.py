@@ -15,7 +15,10 @@ from conftest import NOTEBOOK, REPO, cell_source, notebook_cells
 
 CHECKER = REPO.parent / "shared" / "tools" / "check_notebook.py"
 TARGETS = {"fully_connected": 0.970, "cnn": 0.988, "improved_cnn": 0.996}  # from the issues' acceptance
-TIME_BUDGET_MINUTES = 20
+# A cap on the recorded run time that only a runaway breaks: wall time on these machines swings by 1.5 times within
+# an hour, and a CPU without bfloat16 trains about three times as slowly. The budget proper is relative: a change
+# may make the full run at most 10% slower than main's, measured side by side on one machine.
+SANITY_CAP_MINUTES = {"mixed_bfloat16": 45, "float32": 90}
 MODEL = REPO / "models" / "mnist_cnn.keras"
 
 
@@ -30,10 +33,21 @@ def outputs_text(cell):
     return "".join(parts)
 
 
-def cell_printing(pattern):
-    cells = [c for c in notebook_cells() if re.search(pattern, outputs_text(c))]
+def cell_printing(pattern, cells=None):
+    cells = [c for c in cells or notebook_cells() if re.search(pattern, outputs_text(c))]
     assert cells, f"no cell of the record printed {pattern!r}"
     return cells[0]
+
+
+def committed(path):
+    """A file of the record as committed (git's HEAD). The targets judge the committed record, not a run a user has
+    just made in the work tree; outside a git checkout, they judge the work tree's files."""
+    run = subprocess.run(["git", "show", f"HEAD:{path.relative_to(REPO).as_posix()}"], cwd=REPO, capture_output=True)
+    return io.BytesIO(run.stdout if run.returncode == 0 else path.read_bytes())
+
+
+def committed_cells():
+    return [c for c in json.load(committed(NOTEBOOK))["cells"] if c["cell_type"] == "code"]
 
 
 def test_shared_checker_passes():
@@ -70,8 +84,8 @@ def test_record_reads_clean():
                 assert not noise.search(text), f"cell {number}: {noise.search(text).group()} in {text[:200]}"
 
 
-def recorded_results():
-    printed = outputs_text(cell_printing(r"(?m)^\s*model\s+params\s+epochs"))
+def recorded_results(cells=None):
+    printed = outputs_text(cell_printing(r"(?m)^\s*model\s+params\s+epochs", cells))
     [table] = [part for part in printed.split("\n\n") if re.match(r"\s*model\s+params\s+epochs", part)]
     return pd.read_csv(io.StringIO(table), sep=r"\s+", na_values=["-"])
 
@@ -117,15 +131,16 @@ def test_model_metadata_matches_the_record():
     assert re.match(r"\d{4}-\d{2}-\d{2}$", metadata["date"]) and "28 x 28" in metadata["input"]
 
 
-def stress_results():
-    return pd.read_csv(REPO / "figures" / "stress_results.csv", header=[0, 1], index_col=0)
+def stress_results(source=None):
+    return pd.read_csv(source or REPO / "figures" / "stress_results.csv", header=[0, 1], index_col=0)
 
 
-def test_recorded_run_meets_the_out_of_distribution_targets():
+def test_committed_record_meets_the_out_of_distribution_targets():
     """The served model's targets on the test parts of the stress sets, in the committed record: MNIST coverage and
     error among accepted answers, non-digits answered as a confident digit, errors on every shifted set."""
-    metadata = json.loads(MODEL.with_suffix(".json").read_text())
-    after = stress_results().xs(f"after: {metadata['model']}", axis=1, level=0)
+    metadata = json.load(committed(MODEL.with_suffix(".json")))
+    after = stress_results(committed(REPO / "figures" / "stress_results.csv")).xs(
+        f"after: {metadata['model']}", axis=1, level=0)
     mnist = after.loc["MNIST"]
     assert mnist["coverage"] >= 0.97 and mnist["error_on_accepted"] <= 0.001, mnist
     for kind in ("drawn letters and symbols", "printed letters and symbols"):
@@ -143,12 +158,15 @@ def test_results_csv_matches_the_printed_table():
     assert (saved["test_accuracy"] == 1 - saved["test_errors"] / 10_000).all()
 
 
-def test_recorded_run_meets_the_targets():
-    results = recorded_results().set_index("model")
+def test_committed_record_meets_the_targets():
+    cells = committed_cells()
+    results = recorded_results(cells).set_index("model")
     for model, target in TARGETS.items():
         assert results.loc[model, "test_accuracy"] >= target, f"{model}: {results.loc[model, 'test_accuracy']}"
-    minutes = float(re.search(r"Total run time: ([\d.]+) minutes", outputs_text(cell_printing("Total run time")))[1])
-    assert minutes <= TIME_BUDGET_MINUTES
+    minutes = float(re.search(r"Total run time: ([\d.]+) minutes", outputs_text(cell_printing("Total run time",
+                                                                                             cells)))[1])
+    policy = re.search(r"compute policy: (\w+)", outputs_text(cell_printing("compute policy", cells)))[1]
+    assert minutes <= SANITY_CAP_MINUTES[policy], f"{minutes} minutes with {policy}"
 
 
 def test_every_saved_figure_is_committed():

@@ -160,6 +160,7 @@ async function chooseEngine() {
 
 const engine = chooseEngine();
 engine.then((chosen) => {
+  document.body.dataset.readyMs = performance.now().toFixed(1);  // since the page was opened
   document.body.dataset.engine = chosen.name;
   engineLine.textContent = chosen.describe;
   document.getElementById("api-note").hidden = chosen.name !== "server";
@@ -303,7 +304,8 @@ async function show(classify, what) {
     statusLine.textContent = `It is a ${reply.digit} (${(100 * reply.probability).toFixed(1)}%).`;
   }
   statusLine.className = reply.verdict === "digit" ? "" : reply.verdict;
-  document.body.dataset.answerMs = (performance.now() - started).toFixed(2);
+  document.body.dataset.answerMs = (performance.now() - started).toFixed(2);  // since the pen-up or the upload
+  document.body.dataset.answeredAtMs = performance.now().toFixed(1);  // since the page was opened
   document.body.dataset.answered = Number(document.body.dataset.answered || 0) + 1;
 }
 
