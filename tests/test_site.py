@@ -7,7 +7,8 @@ used in Chromium, with every request to a host other than 127.0.0.1 blocked and 
   verdict must be the same.
 - The model in onnxruntime-web against Python's onnxruntime on the same inputs: PROBABILITY_BOUND (1e-4).
 - The rule in JavaScript against mnist_digits.verdicts, thresholds read from the model's JSON.
-- The static site as a user: a 7, an A and a continental 1 with a foot drawn with the mouse, no request to /api.
+- The static site as a user, offline once loaded: a 7, an A and a continental 1 with a foot drawn with the mouse,
+  and no request to /api.
 - The app's page (python -m app) runs the model in the browser too, and asks the API when the runtime cannot load.
 """
 import base64
@@ -336,6 +337,7 @@ def test_rule_in_the_browser_matches_python(site_page, served_model):
 def test_static_site_answers_a_user_with_no_server_behind_it(browser, static_server):
     page = browser(static_server)
     assert page.locator("#engine").inner_text().startswith("Runs in your browser")
+    page.context.set_offline(True)  # once loaded, it needs no network at all
     answers = {}
     for name, strokes in [("7", SEVEN), ("A", [polyline(stroke) for stroke in LETTERS["A"]]),
                           ("continental 1", CONTINENTAL_ONE)]:
@@ -350,6 +352,7 @@ def test_static_site_answers_a_user_with_no_server_behind_it(browser, static_ser
     page.locator("#error").wait_for(state="visible")
     assert "no ink found" in page.locator("#error").inner_text()
     assert not [url for url in browser.requests if "/api" in url], "the static site asked for an API"
+    page.context.set_offline(False)
 
 
 def test_app_page_runs_the_model_in_the_browser(browser, live_server):
