@@ -13,6 +13,10 @@ ensure_venv() {
 # and again only when the lockfile has changed since (a copy of it is kept in node_modules/).
 ensure_node_modules() {
   if ! cmp -s package-lock.json node_modules/package-lock.json 2>/dev/null; then
+    if ! command -v npm >/dev/null; then
+      echo "npm is missing: it installs the page's runtime, onnxruntime-web (apt-get install nodejs npm)" >&2
+      return 1
+    fi
     npm ci --no-audit --no-fund --loglevel=error
     cp package-lock.json node_modules/
   fi
