@@ -51,7 +51,10 @@ def build(out, model=MODEL):
     described = json.loads(metadata_file.read_text(encoding="utf-8")).get("files", {}).get(model.name, {})
     if "sha256" in described and described["sha256"] != hashlib.sha256(model.read_bytes()).hexdigest():
         raise SiteError(f"{metadata_file.name} does not describe {model.name} (SHA-256 differs)")
-    if out.exists():
+    if out.exists():  # a site built before is replaced; anything else is left alone
+        if out.resolve() in (REPO, *REPO.parents) or not out.is_dir() or (
+                any(out.iterdir()) and not (out / "static" / "ort").is_dir()):
+            raise SiteError(f"{out}: exists and is not a site built before: choose an empty or new folder")
         shutil.rmtree(out)
     copies = {"index.html": PAGE_DIR / "index.html",
               **{f"static/{name}": PAGE_DIR / name for name in PAGE_FILES},

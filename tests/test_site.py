@@ -151,6 +151,20 @@ def test_the_build_refuses_metadata_of_another_model(tmp_path):
         site.build(tmp_path / "site", model)
 
 
+def test_the_build_replaces_only_a_site_built_before(tmp_path):
+    if site.runtime_version() != site.locked_version():
+        pytest.skip("onnxruntime-web is not installed")
+    keep = tmp_path / "notes"
+    keep.mkdir()
+    (keep / "mine.txt").write_text("not a site")
+    for folder in (keep, site.REPO):
+        with pytest.raises(site.SiteError, match="not a site built before"):
+            site.build(folder)
+    assert (keep / "mine.txt").exists()
+    site.build(tmp_path / "site")
+    assert site.build(tmp_path / "site")["index.html"] > 0  # built again over itself
+
+
 def png_bytes(image, **options):
     buffer = io.BytesIO()
     image.save(buffer, "PNG", **options)
