@@ -37,7 +37,9 @@ def mnist_style(image, min_side=8, min_contrast=0.15):
         raise ValueError(f"image is {image.width}x{image.height} pixels, too small to hold a digit "
                          f"(at least {min_side}x{min_side})")
     rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
-    gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    # Plain float32 arithmetic, not a matrix product: NumPy hands that to OpenBLAS, whose AVX-512 kernel rounds
+    # some gray levels otherwise than its AVX2 one, so that an image would give another input on another CPU
+    gray = rgba[..., 0] * np.float32(0.299) + rgba[..., 1] * np.float32(0.587) + rgba[..., 2] * np.float32(0.114)
     alpha = rgba[..., 3]
     if alpha.min() < 1.0:  # transparency: put the strokes on a background of the opposite brightness
         opaque = alpha > 0.5
