@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 import mnist_digits
-from app import site
+from app import static_site
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_BODY_BYTES = 5 * 1024 * 1024
@@ -238,12 +238,12 @@ async def index():
     return FileResponse(STATIC_DIR / "index.html")
 
 
-# The page runs the model in the browser, from the same paths as the static site (app/site.py); without these files
-# it asks the API instead.
+# The page runs the model in the browser, from the same paths as the static site (app/static_site.py); without
+# these files it asks the API instead.
 @app.get("/static/ort/{name}", include_in_schema=False)
 async def runtime_file(name: str):
-    path = site.RUNTIME_DIR / name
-    if name not in site.RUNTIME_FILES or not path.is_file():
+    path = static_site.RUNTIME_DIR / name
+    if name not in static_site.RUNTIME_FILES or not path.is_file():
         raise Refused(404, f"{name}: not a file of the page's runtime, or onnxruntime-web is not installed (npm ci)")
     return FileResponse(path)
 

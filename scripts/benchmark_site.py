@@ -30,7 +30,7 @@ from playwright.sync_api import sync_playwright
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from app import site  # noqa: E402
+from app import static_site  # noqa: E402
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -89,14 +89,18 @@ class Traffic:
         self.sent += body + sizes["requestHeadersSize"]
 
 
+def open_context(playwright, profile):
+    """Chromium with a new, empty profile: nothing cached."""
+    return playwright.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True,
+                                                          args=CHROMIUM_ARGS, viewport={"width": 1000, "height": 760})
+
+
 def measure(playwright, url, opens, drawings):
     rng = np.random.default_rng(0)
     cold = []
     for _ in range(opens):
         with tempfile.TemporaryDirectory() as profile:
-            context = playwright.chromium.launch_persistent_context(
-                profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-                viewport={"width": 1000, "height": 760})
+            context = open_context(playwright, profile)
             page = context.new_page()
             traffic = Traffic(page)
             page.goto(url, wait_until="commit")
@@ -110,9 +114,7 @@ def measure(playwright, url, opens, drawings):
                          float(page.evaluate("document.body.dataset.answeredAtMs"))))
             context.close()
     with tempfile.TemporaryDirectory() as profile:
-        context = playwright.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1000, "height": 760})
+        context = open_context(playwright, profile)
         page = context.new_page()
         page.goto(url)
         page.wait_for_function("document.body.dataset.engine === 'browser' || document.body.dataset.engine === "
@@ -143,7 +145,7 @@ def main():
     if not CHROMIUM:
         sys.exit("Chromium is missing: apt-get install chromium")
     site_dir = Path(tempfile.mkdtemp(prefix="site-")) / "site"
-    site.build(site_dir)
+    static_site.build(site_dir)
     site_port, app_port = free_port(), free_port()
     static = start([sys.executable, "-m", "http.server", "-d", str(site_dir), "-b", "127.0.0.1", str(site_port)],
                    f"http://127.0.0.1:{site_port}/")
@@ -160,7 +162,7 @@ def main():
         static.terminate()
         app.terminate()
     chromium = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout.split()[1]
-    print(f"{os.cpu_count()} cores, Chromium {chromium}, onnxruntime-web {site.runtime_version()}; medians of "
+    print(f"{os.cpu_count()} cores, Chromium {chromium}, onnxruntime-web {static_site.runtime_version()}; medians of "
           f"{args.opens} cold openings; {args.drawings} one-stroke drawings\n")
     print("| page | answers from | downloaded on opening (bytes) | opening to ready (ms) | opening to the first "
           "answer (ms) | pen-up to answer, median (ms) | 95th percentile (ms) | bytes per answer, sent / received |")

@@ -39,7 +39,7 @@ from conftest import (
 from PIL import Image, ImageOps
 
 import mnist_digits
-from app import site
+from app import static_site
 
 playwright = pytest.importorskip("playwright.sync_api")
 require_chromium()
@@ -53,13 +53,13 @@ SEVEN = [polyline([(75, 60), (205, 60), (115, 240)])]
 
 @pytest.fixture(scope="module")
 def built_site(tmp_path_factory):
-    if site.runtime_version() != site.locked_version():
+    if static_site.runtime_version() != static_site.locked_version():
         message = "onnxruntime-web is not installed: run `npm ci` (.ci/run does)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
     out = tmp_path_factory.mktemp("site") / "site"
-    site.build(out)
+    static_site.build(out)
     return out
 
 
@@ -133,7 +133,7 @@ def served_model():
 def test_the_site_holds_the_page_the_runtime_and_the_model_only(built_site):
     files = sorted(str(path.relative_to(built_site)) for path in built_site.rglob("*") if path.is_file())
     assert files == sorted(["index.html", "static/app.js", "static/digits.js", "static/style.css",
-                            *(f"static/ort/{name}" for name in site.RUNTIME_FILES),
+                            *(f"static/ort/{name}" for name in static_site.RUNTIME_FILES),
                             "models/mnist_cnn.onnx", "models/mnist_cnn.json"])
     assert (built_site / "models" / "mnist_cnn.onnx").read_bytes() == mnist_digits.DEFAULT_MODEL.read_bytes()
     page = (built_site / "index.html").read_text(encoding="utf-8")
@@ -144,24 +144,24 @@ def test_the_build_refuses_metadata_of_another_model(tmp_path):
     model = tmp_path / "mnist_cnn.onnx"
     model.write_bytes(mnist_digits.DEFAULT_MODEL.read_bytes() + b"\0")
     (tmp_path / "mnist_cnn.json").write_bytes(mnist_digits.metadata_path(mnist_digits.DEFAULT_MODEL).read_bytes())
-    if site.runtime_version() != site.locked_version():
+    if static_site.runtime_version() != static_site.locked_version():
         pytest.skip("onnxruntime-web is not installed")
-    with pytest.raises(site.SiteError, match="SHA-256 differs"):
-        site.build(tmp_path / "site", model)
+    with pytest.raises(static_site.SiteError, match="SHA-256 differs"):
+        static_site.build(tmp_path / "site", model)
 
 
 def test_the_build_replaces_only_a_site_built_before(tmp_path):
-    if site.runtime_version() != site.locked_version():
+    if static_site.runtime_version() != static_site.locked_version():
         pytest.skip("onnxruntime-web is not installed")
     keep = tmp_path / "notes"
     keep.mkdir()
     (keep / "mine.txt").write_text("not a site")
-    for folder in (keep, site.REPO):
-        with pytest.raises(site.SiteError, match="not a site built before"):
-            site.build(folder)
+    for folder in (keep, static_site.REPO):
+        with pytest.raises(static_site.SiteError, match="not a site built before"):
+            static_site.build(folder)
     assert (keep / "mine.txt").exists()
-    site.build(tmp_path / "site")
-    assert site.build(tmp_path / "site")["index.html"] > 0  # built again over itself
+    static_site.build(tmp_path / "site")
+    assert static_site.build(tmp_path / "site")["index.html"] > 0  # built again over itself
 
 
 def png_bytes(image, **options):
@@ -352,7 +352,7 @@ def test_static_site_answers_a_user_with_no_server_behind_it(browser, static_ser
 
 
 def test_app_page_runs_the_model_in_the_browser(browser, live_server):
-    if site.runtime_version() != site.locked_version():
+    if static_site.runtime_version() != static_site.locked_version():
         pytest.skip("onnxruntime-web is not installed")
     page = browser(live_server)
     assert page.evaluate("document.body.dataset.engine") == "browser"
@@ -377,9 +377,9 @@ def test_app_page_asks_the_api_when_the_runtime_cannot_load(browser, live_server
 
 
 def test_the_app_serves_the_runtime_and_the_model_the_page_needs(live_server):
-    for name in site.RUNTIME_FILES if site.runtime_version() else ():
+    for name in static_site.RUNTIME_FILES if static_site.runtime_version() else ():
         response = httpx.get(f"{live_server}/static/ort/{name}")
-        assert response.status_code == 200 and response.content == (site.RUNTIME_DIR / name).read_bytes()
+        assert response.status_code == 200 and response.content == (static_site.RUNTIME_DIR / name).read_bytes()
     assert httpx.get(f"{live_server}/static/ort/ort.all.min.js").json()["error"].startswith("ort.all.min.js")
     model = httpx.get(f"{live_server}/models/mnist_cnn.onnx")
     assert model.content == mnist_digits.DEFAULT_MODEL.read_bytes()
