@@ -39,10 +39,15 @@ def locked_version():
     return lock["packages"]["node_modules/onnxruntime-web"]["version"]
 
 
+def runtime_installed():
+    """Whether node_modules/ holds the onnxruntime-web that package-lock.json pins."""
+    return runtime_version() == locked_version()
+
+
 def build(out, model=MODEL):
     """Write the site into `out` (emptied first); return {relative path: bytes} of what it holds."""
     out, model = Path(out), Path(model)
-    if runtime_version() != locked_version():
+    if not runtime_installed():
         raise SiteError(f"onnxruntime-web {locked_version()} is not installed in node_modules/: run `npm ci`")
     metadata_file = model.with_suffix(".json")
     for path in (model, metadata_file):

@@ -21,7 +21,7 @@ def main(argv=None):
     parser.add_argument("--out", default=str(static_site.REPO / "site"), help="folder to write (default: %(default)s)")
     parser.add_argument("--model", default=str(static_site.MODEL), help="ONNX model (default: %(default)s)")
     args = parser.parse_args(argv)
-    if static_site.runtime_version() != static_site.locked_version():
+    if not static_site.runtime_installed():
         if not shutil.which("npm"):
             print("npm is not installed: it installs onnxruntime-web (apt-get install npm)", file=sys.stderr)
             return 2

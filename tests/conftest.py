@@ -172,24 +172,32 @@ def free_port():
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def live_server():
-    """The web app started as `python -m app` on a free local port, as scripts/serve.sh starts it; its base URL."""
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "app", "--port", str(port)], cwd=REPO,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+def start_server(command, url, what, timeout=120):
+    """Start a local server and wait until `url` answers 200; fail the test with its last errors if it does not."""
+    server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
     while True:
         try:
-            if httpx.get(f"{base}/api/health", timeout=2).status_code == 200:
-                break
+            if httpx.get(url, timeout=2).status_code == 200:
+                return server
         except httpx.TransportError:
             pass
         if server.poll() is not None or time.monotonic() > deadline:
             server.kill()
-            pytest.fail(f"the app did not start: {server.stderr.read()[-2000:]}")
-        time.sleep(0.5)
-    yield base
+            pytest.fail(f"{what} did not start: {server.stderr.read()[-2000:]}")
+        time.sleep(0.3)
+
+
+def stop_server(server):
     server.terminate()
     server.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def live_server():
+    """The web app started as `python -m app` on a free local port, as scripts/serve.sh starts it; its base URL."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = start_server([sys.executable, "-m", "app", "--port", str(port)], f"{base}/api/health", "the app")
+    yield base
+    stop_server(server)
