@@ -1,12 +1,14 @@
 """Kaggle's Digit Recognizer: the notebook's CSV reader on good and damaged files, scripts/make_kaggle_files.py, and
 the whole notebook in quick mode in Kaggle mode, whose submission is checked against the kept answers."""
+import ast
+import json
 import subprocess
 import sys
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import NOTEBOOK, REPO, notebook_definitions
+from conftest import NOTEBOOK, REPO, cell_source, notebook_cells, notebook_definitions
 
 
 @pytest.fixture(scope="session")
@@ -111,6 +113,9 @@ def test_notebook_in_kaggle_mode_writes_a_submission_that_scores(kaggle_files, t
     papermill.execute_notebook(str(NOTEBOOK), str(tmp_path / "kaggle.ipynb"), cwd=str(tmp_path), progress_bar=False,
                                parameters={"QUICK": True, "KAGGLE_DIR": str(kaggle_files), "OUTPUT_DIR": str(output),
                                            "DATA_DIR": "/nonexistent"}, kernel_name="python3")
+    printed = "".join("".join(o.get("text", "")) for c in json.loads((tmp_path / "kaggle.ipynb").read_text())["cells"]
+                      for o in c.get("outputs", []))
+    assert "refitted on all 8,000 labelled rows" in printed and "Expected score: about " in printed
     submission = pd.read_csv(output / "submission.csv")
     answers = pd.read_csv(kaggle_files / "test_answers.csv")
     assert list(submission.columns) == ["ImageId", "Label"] and len(submission) == len(answers)
@@ -119,3 +124,19 @@ def test_notebook_in_kaggle_mode_writes_a_submission_that_scores(kaggle_files, t
     print(f"quick-mode Kaggle submission: {score:.2%} right")
     assert score >= 0.5
     assert (output / "models" / "mnist_cnn.onnx").is_file() and not (REPO / "kaggle_output").exists()
+
+
+def test_the_refit_reads_only_kaggles_labelled_rows():
+    """The refit trains on train.csv's rows alone (never MNIST, which Kaggle mode does not load), chooses nothing on
+    test.csv or on validation data, and takes its epochs from the validation run."""
+    [source] = [cell_source(c) for c in notebook_cells() if "def refit(" in cell_source(c)]
+    tree = ast.parse(source)
+    [refit] = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "refit"]
+    names = {node.id for node in ast.walk(refit) if isinstance(node, ast.Name)}
+    assert not names & {"x_kaggle_test", "x_val", "y_val", "x_test", "y_test", "validation"}, names
+    assert "validation_data" not in ast.unparse(refit) and "histories" in names
+    labelled = next(node for node in ast.walk(tree) if isinstance(node, ast.Assign)
+                    and any(isinstance(t, ast.Name) and t.id == "labelled_images" for t in node.targets))
+    assert {n.id for n in ast.walk(labelled.value) if isinstance(n, ast.Name)} >= {"x_train_full", "x_test_raw"}
+    [loader] = [cell_source(c) for c in notebook_cells() if "x_kaggle_test = load_kaggle(" in cell_source(c)]
+    assert loader.index("if KAGGLE_DIR:") < loader.index("load_kaggle(") < loader.index("load_mnist_idx(")
