@@ -13,6 +13,12 @@ split with its final weights, and is evaluated once on the test set.
 Writes figures/training_benchmark.csv (the side-by-side run) and figures/seed_spread.csv (every seed of the new
 design), and prints both tables. With --epochs N other than the notebook's, the new design trains N epochs and the
 files are named training_benchmark_N_epochs.csv and seed_spread_N_epochs.csv, so the record's stay as they are.
+
+With --ablation it trains instead the same network on four training sets, for each seed: MNIST alone, MNIST with the
+synthetic non-digits (outlier exposure), MNIST with the synthetic digits in other styles and the scanned ones, and
+all of them (the notebook's recipe), each with the notebook's generators and augmentation, and scores each on MNIST
+and on validation parts of the stress sets (held-out generators). Writes figures/ablation.csv, keeping the rows of
+other seeds already there, so that seeds can be run one at a time.
 """
 import argparse
 import ast
@@ -41,16 +47,25 @@ def is_constant(node):
     return True
 
 
-def notebook_namespace(names):
-    """Execute the notebook's cells that define `names` (definitions and constants only) and its parameters."""
+def notebook_namespace(names, whole_cells=()):
+    """Execute the notebook's cells that define `names` (definitions and constants only) and its parameters, and
+    the cells that define `whole_cells` in full (the generator cells, which only define)."""
+    import itertools
+    import time
+
     import keras
+    import matplotlib
     import tensorflow as tf
     from keras import layers
+    from PIL import Image, ImageDraw, ImageFont, ImageOps
+    from scipy import ndimage
     from sklearn.model_selection import train_test_split
 
     cells = ["".join(c["source"]) for c in json.loads(NOTEBOOK.read_text())["cells"] if c["cell_type"] == "code"]
     namespace = {"np": np, "keras": keras, "layers": layers, "tf": tf, "Path": Path, "gzip": gzip,
-                 "train_test_split": train_test_split}
+                 "train_test_split": train_test_split, "itertools": itertools, "time": time, "matplotlib": matplotlib,
+                 "Image": Image, "ImageDraw": ImageDraw, "ImageFont": ImageFont, "ImageOps": ImageOps,
+                 "ndimage": ndimage}
     parameters = next(c for c in cells if c.lstrip().startswith("SEED: int"))
     exec(compile(parameters, "parameters", "exec"), namespace)
     sources = [next(c for c in cells if f"def {name}(" in c or f"class {name}(" in c) for name in names]
@@ -59,6 +74,9 @@ def notebook_namespace(names):
         tree.body = [node for node in tree.body
                      if isinstance(node, ast.FunctionDef | ast.ClassDef) or is_constant(node)]
         exec(compile(tree, "notebook cell", "exec"), namespace)
+    for name in whole_cells:
+        source = next(c for c in cells if f"def {name}(" in c)
+        exec(compile(source, "notebook cell", "exec"), namespace)
     return namespace
 
 
@@ -127,6 +145,79 @@ def split(ns, mnist, seed):
     return (x_train, y_train), (x_val, y_val), (prepare(x_test), y_test)
 
 
+ABLATION_ARMS = {"MNIST only": (False, False), "+ outlier exposure": (True, False),
+                 "+ other styles and scans": (False, True), "both (the notebook's recipe)": (True, True)}
+
+
+def run_ablation(ns, mnist, seeds, epochs, output):
+    """Train the improved CNN on each training set of ABLATION_ARMS for each seed; score it on MNIST and on
+    validation parts of the stress sets. Writes ablation.csv."""
+    import pandas as pd
+    keras = ns["keras"]
+    path = output / "ablation.csv"
+    rows = [row for row in pd.read_csv(path).to_dict("records") if row["seed"] not in seeds] if path.exists() else []
+    for seed in seeds:
+        ns["SEED"] = seed
+        (x_train, y_train), (x_val, y_val), (x_test, y_test) = split(ns, mnist, seed)
+        seed_of = ns["stress_seed"]  # reads ns["SEED"]
+        kinds = ns["STRESS_KINDS"]
+        non_digits = np.concatenate([ns["make_non_digits"](kind, ns["OE_NON_DIGITS"] // len(kinds), "train",
+                                                           seed_of("train", 20 + number))
+                                     for number, kind in enumerate(kinds)])
+        style_digits, style_labels = ns["make_style_digits"](ns["STYLE_DIGITS"], "train", seed_of("train", 40))
+        scanned_from = np.random.default_rng(seed_of("train", 41)).choice(len(x_train), ns["SCANNED_DIGITS"],
+                                                                           replace=False)
+        scanned = ns["make_scanned"](x_train[scanned_from, ..., 0], held_out=False, seed=seed_of("train", 42))
+        size = 1000
+        chosen = np.random.default_rng(seed).choice(len(x_val), size, replace=False)
+        probes = {"thicker strokes": (ns["make_shifted"](x_val[chosen, ..., 0], "thicker strokes",
+                                                         seed_of("validation", 1)), y_val[chosen]),
+                  "other styles": ns["make_style_digits"](size, "validation", seed_of("validation", 40)),
+                  "scanned": (ns["make_scanned"](x_val[chosen, ..., 0], held_out=True,
+                                                 seed=seed_of("validation", 42)), y_val[chosen])}
+        held_out_non_digits = np.concatenate([ns["make_non_digits"](kind, size // len(kinds), "validation",
+                                                                    seed_of("validation", 20 + number))
+                                              for number, kind in enumerate(kinds)])
+        for arm, (with_non_digits, with_styles) in ABLATION_ARMS.items():
+            images, labels = [x_train], [y_train]
+            if with_styles:
+                images += [style_digits[..., None], scanned[..., None]]
+                labels += [style_labels, y_train[scanned_from]]
+            labels = np.concatenate(labels)
+            targets = keras.utils.to_categorical(labels, 10)
+            weights = np.ones(len(labels))
+            if with_non_digits:
+                images.append(non_digits[..., None])
+                targets = np.concatenate([targets, np.full((len(non_digits), 10), 0.1)])
+                weights = np.r_[weights, np.full(len(non_digits), ns["OE_WEIGHT"])]
+            images = np.concatenate(images)
+            keras.utils.set_random_seed(seed)
+            model = ns["build_improved_cnn"](seed)
+            schedule = ns["cosine_schedule"](ns["IMPROVED_PEAK_LR"], epochs, ns["BATCH_SIZE"], warmup_fraction=0.1,
+                                             samples=len(images))
+            model.compile(optimizer=keras.optimizers.Adam(schedule), loss="categorical_crossentropy")
+            start = time.perf_counter()
+            model.fit(images, targets.astype(np.float32), sample_weight=weights, epochs=epochs,
+                      batch_size=ns["BATCH_SIZE"], verbose=0)
+            seconds = time.perf_counter() - start
+            predict = lambda x, model=model: model.predict(x, batch_size=512, verbose=0)  # noqa: E731
+            row = {"seed": seed, "training_set": arm, "epochs": epochs, "training_images": len(images),
+                   "seconds_per_epoch": round(seconds / epochs, 1),
+                   "val_accuracy": round(float((predict(x_val).argmax(1) == y_val).mean()), 4),
+                   "test_accuracy": round(float((predict(x_test).argmax(1) == y_test).mean()), 4)}
+            for name, (probe_images, probe_labels) in probes.items():
+                accuracy = (predict(probe_images[..., None]).argmax(1) == probe_labels).mean()
+                row[f"{name.replace(' ', '_')}_val_accuracy"] = round(float(accuracy), 4)
+            confident = predict(held_out_non_digits[..., None]).max(axis=1) >= 0.99
+            row["non_digits_at_99_percent"] = round(float(confident.mean()), 4)
+            rows.append(row)
+            print(", ".join(f"{key} {value}" for key, value in row.items()), flush=True)
+            pd.DataFrame(rows).to_csv(path, index=False)
+            keras.backend.clear_session(free_memory=True)
+    table = pd.DataFrame(rows)
+    print(table.groupby("training_set", sort=False).mean(numeric_only=True).drop(columns="seed").to_string())
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 1, 2, 3, 4])
@@ -135,6 +226,8 @@ def main():
                         help="skip the side-by-side run; add each seed of the new design to seed_spread.csv")
     parser.add_argument("--epochs", type=int, help="epochs of the new design (default: the notebook's)")
     parser.add_argument("--smoke", action="store_true", help="a check that the script runs: 2,000 images, 1-2 epochs")
+    parser.add_argument("--ablation", action="store_true",
+                        help="train the notebook's network with and without its synthetic training images")
     args = parser.parse_args()
     data_dir = os.environ.get("MNIST_DATA_DIR")
     if not data_dir:
@@ -142,7 +235,8 @@ def main():
 
     import pandas as pd
     ns = notebook_namespace(["load_mnist_idx", "RandomAffine", "cpu_computes_bfloat16", "FusedBatchNorm",
-                             "conv_bn_relu", "build_improved_cnn", "cosine_schedule"])
+                             "conv_bn_relu", "build_improved_cnn", "cosine_schedule"],
+                            whole_cells=["mnist_style", "make_non_digits", "make_style_digits"] * args.ablation)
     keras, tf = ns["keras"], ns["tf"]
     on_gpu = bool(tf.config.list_physical_devices("GPU"))
     ns["IMPROVED_POLICY"] = "mixed_bfloat16" if not on_gpu and ns["cpu_computes_bfloat16"]() else "float32"
@@ -155,6 +249,9 @@ def main():
           f"{os.cpu_count()} cores; new design: {ns['IMPROVED_EPOCHS']} epochs, peak rate {ns['IMPROVED_PEAK_LR']}",
           flush=True)
 
+    if args.ablation:
+        run_ablation(ns, mnist, args.seeds, args.epochs or ns["IMPROVED_EPOCHS"], args.output)
+        return
     reference_epochs = 20
     if args.smoke:
         ns["IMPROVED_EPOCHS"], reference_epochs = 1, 2

@@ -82,6 +82,44 @@ def test_drawn_digit_is_recognised_with_its_bars(browser_page, digit):
     assert preview > 20, "the 28 x 28 preview of what the model sees is empty"
 
 
+# Styles MNIST's American writers rarely used (issue 22)
+CROSSED_SEVEN = [polyline([(75, 60), (205, 60), (115, 240)]), polyline([(115, 150), (200, 150)])]
+CONTINENTAL_ONE = [polyline([(95, 110), (165, 40), (160, 245)])]  # a flag a third of its height, no foot
+# A heart drawn as one smooth curve (the classic parametric heart), not a training skeleton
+HEART = [[(140 + 6 * 16 * math.sin(t) ** 3,
+           130 - 6 * (13 * math.cos(t) - 5 * math.cos(2 * t) - 2 * math.cos(3 * t) - math.cos(4 * t)))
+          for t in (2 * math.pi * step / 60 for step in range(61))]]
+
+
+def test_crossed_seven_is_answered_with_confidence(browser_page):
+    page = browser_page
+    page.click("#clear")
+    draw(page, CROSSED_SEVEN)
+    shown = shown_prediction(page)[0]
+    status = page.locator("#status").inner_text()
+    assert shown == "7" and status.startswith("It is a 7"), status
+
+
+def test_continental_one_is_read_as_a_one(browser_page):
+    """The long up-stroke must not turn the 1 into a 7: 1 is the answer, or the first of two when unsure."""
+    page = browser_page
+    page.click("#clear")
+    draw(page, CONTINENTAL_ONE)
+    shown, percentages, _, _ = shown_prediction(page)
+    status = page.locator("#status").inner_text()
+    assert shown.rstrip("?") == "1" and max(percentages) == percentages[1], status
+
+
+def test_drawn_heart_gets_no_confident_digit(browser_page):
+    page = browser_page
+    page.click("#clear")
+    draw(page, HEART)
+    status = page.locator("#status").inner_text()
+    assert page.locator("#digit").get_attribute("class") in ("unsure", "not_a_digit"), status
+    assert not status.startswith("It is a"), status
+    page.click("#clear")
+
+
 @pytest.mark.parametrize("letter", ["A", "X"])
 def test_drawn_letter_gets_no_confident_digit(browser_page, letter):
     """Drawn stroke by stroke with the mouse: the page must not answer a letter with a confident digit."""

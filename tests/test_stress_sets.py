@@ -1,5 +1,5 @@
-"""The stress-set generators of section 7.4, taken from the notebook: deterministic, labelled, and with training
-generators that differ from the held-out ones (fonts, shapes and drawing settings)."""
+"""The generators of section 4.2 (training images) and 7.4 (stress sets), taken from the notebook: deterministic,
+labelled, and with training generators that differ from the held-out ones (fonts, shapes, skeletons, settings)."""
 import ast
 import itertools
 
@@ -12,16 +12,17 @@ import mnist_digits
 
 @pytest.fixture(scope="module")
 def stress():
-    """The notebook's generator cell, run with what it needs from the setup cell and mnist_style."""
+    """The notebook's two generator cells, run with what they need from the setup cell and mnist_style."""
     import matplotlib
     from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
     from scipy import ndimage
 
-    [source] = [cell_source(c) for c in notebook_cells() if "def make_non_digits(" in cell_source(c)]
     namespace = {"np": np, "Path": __import__("pathlib").Path, "matplotlib": matplotlib, "Image": Image,
                  "ImageDraw": ImageDraw, "ImageFilter": ImageFilter, "ImageFont": ImageFont, "ImageOps": ImageOps,
-                 "ndimage": ndimage, "itertools": itertools, "mnist_style": mnist_digits.mnist_style}
-    exec(compile(source, "MNIST_project.ipynb:generators", "exec"), namespace)
+                 "ndimage": ndimage, "itertools": itertools, "mnist_style": mnist_digits.mnist_style, "SEED": 42}
+    for marker in ("def make_non_digits(", "def make_style_digits("):
+        [source] = [cell_source(c) for c in notebook_cells() if marker in cell_source(c)]
+        exec(compile(source, "MNIST_project.ipynb:generators", "exec"), namespace)
     return namespace
 
 
@@ -31,7 +32,7 @@ def digits(mnist):
     return x_test[:60].astype(np.float32) / 255, y_test[:60]
 
 
-KINDS = ["drawn letters and symbols", "printed letters and symbols", "scribbles and shapes", "noise"]
+KINDS = ["drawn letters and symbols", "printed letters and symbols", "closed shapes", "scribbles and shapes", "noise"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -60,6 +61,8 @@ def test_fonts_and_shapes_of_the_parts_are_disjoint(stress):
                 for part, names in fonts.items()}
     assert not families["train"] & (families["validation"] | families["test"])
     assert not set(stress["SHAPES"]["train"]) & set(stress["SHAPES"]["held_out"])
+    assert not set(stress["CLOSED_SHAPES"]["train"]) & set(stress["CLOSED_SHAPES"]["held_out"])
+    assert stress["STRESS_KINDS"] == KINDS
     for names in fonts.values():  # the fonts ship with Matplotlib, so Colab and Kaggle have them
         assert all((stress["FONT_DIR"] / name).is_file() for name in names)
 
@@ -89,9 +92,49 @@ def test_shifted_digits_are_deterministic_and_keep_their_labels(stress, digits, 
     assert accuracy >= (0.4 if shift == "8 x 8 and back" else 0.85), accuracy
 
 
+def test_style_digits_are_deterministic_balanced_and_read_as_their_labels(stress):
+    images, labels = stress["make_style_digits"](60, "test", seed=5)
+    assert images.shape == (60, 28, 28) and images.dtype == np.float32 and (np.bincount(labels) == 6).all()
+    again, _ = stress["make_style_digits"](60, "test", seed=5)
+    assert np.array_equal(images, again)
+    train, _ = stress["make_style_digits"](60, "train", seed=5)
+    assert np.abs(train - images).mean() > 0.05, "the training generator makes the held-out images"
+    accuracy = (mnist_digits.load_model()(images[..., None]).argmax(axis=1) == labels).mean()
+    assert accuracy >= 0.75, accuracy  # labels in step with the images (a shuffled set would score about 10%)
+
+
+def test_style_skeletons_of_the_parts_are_disjoint(stress):
+    glyphs = stress["STYLE_GLYPHS"]
+    assert set(glyphs["train"]) == set(glyphs["held_out"]) == set(range(10))
+    for digit in range(10):
+        held_out = [repr(variant) for variant in glyphs["held_out"][digit]]
+        assert not set(held_out) & {repr(variant) for variant in glyphs["train"][digit]}, digit
+
+
+def test_scanned_digits_are_deterministic_and_read_as_their_labels(stress, digits):
+    images, labels = digits
+    held_out = stress["make_scanned"](images, held_out=True, seed=9)
+    assert held_out.shape == images.shape and held_out.dtype == np.float32
+    assert np.array_equal(held_out, stress["make_scanned"](images, held_out=True, seed=9))
+    assert np.abs(held_out - stress["make_scanned"](images, held_out=False, seed=9)).mean() > 0.02
+    accuracy = (mnist_digits.load_model()(held_out[..., None]).argmax(axis=1) == labels).mean()
+    assert accuracy >= 0.75, accuracy
+
+
+def test_a_plain_ring_stays_a_zero(stress):
+    """Closed shapes with marks inside are trained as non-digits; an empty ring is still a 0 to the served model."""
+    rng = np.random.default_rng(4)
+    rings = np.stack([stress["pen_drawing"]([stress["RING"]], rng, held_out=True) for _ in range(10)])
+    probabilities = mnist_digits.load_model()(rings[..., None])
+    assert (probabilities.argmax(axis=1) == 0).mean() >= 0.9, probabilities.argmax(axis=1)
+
+
 def test_the_notebook_names_the_sets_it_builds(stress):
-    """The set-building cell uses these generators with separate seeds for every part."""
-    [source] = [cell_source(c) for c in notebook_cells() if "training_non_digits = " in cell_source(c)]
-    assert 'stress_seed("train"' in source and "stress_seed(part" in source
-    tree = ast.parse(source)
-    assert any(isinstance(node, ast.Name) and node.id == "make_non_digits" for node in ast.walk(tree))
+    """The training images come from the training generators (4.2), the stress sets from the held-out ones with
+    separate seeds for every part (7.4)."""
+    [training] = [cell_source(c) for c in notebook_cells() if "training_non_digits = " in cell_source(c)]
+    assert 'stress_seed("train"' in training and "held_out=False" in training and '"validation"' not in training
+    [stress_cell] = [cell_source(c) for c in notebook_cells() if "non_digit_sets[part, kind] = " in cell_source(c)]
+    assert "stress_seed(part" in stress_cell and '"train"' not in stress_cell and "held_out=True" in stress_cell
+    for source in (training, stress_cell):
+        assert any(isinstance(node, ast.Name) and node.id == "make_non_digits" for node in ast.walk(ast.parse(source)))
