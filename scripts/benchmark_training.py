@@ -161,13 +161,7 @@ def run_ablation(ns, mnist, seeds, epochs, output):
         (x_train, y_train), (x_val, y_val), (x_test, y_test) = split(ns, mnist, seed)
         seed_of = ns["stress_seed"]  # reads ns["SEED"]
         kinds = ns["STRESS_KINDS"]
-        non_digits = np.concatenate([ns["make_non_digits"](kind, ns["OE_NON_DIGITS"] // len(kinds), "train",
-                                                           seed_of("train", 20 + number))
-                                     for number, kind in enumerate(kinds)])
-        style_digits, style_labels = ns["make_style_digits"](ns["STYLE_DIGITS"], "train", seed_of("train", 40))
-        scanned_from = np.random.default_rng(seed_of("train", 41)).choice(len(x_train), ns["SCANNED_DIGITS"],
-                                                                           replace=False)
-        scanned = ns["make_scanned"](x_train[scanned_from, ..., 0], held_out=False, seed=seed_of("train", 42))
+        synthetic = ns["make_synthetic_training_data"](x_train, y_train)
         size = 1000
         chosen = np.random.default_rng(seed).choice(len(x_val), size, replace=False)
         probes = {"thicker strokes": (ns["make_shifted"](x_val[chosen, ..., 0], "thicker strokes",
@@ -179,25 +173,15 @@ def run_ablation(ns, mnist, seeds, epochs, output):
                                                                     seed_of("validation", 20 + number))
                                               for number, kind in enumerate(kinds)])
         for arm, (with_non_digits, with_styles) in ABLATION_ARMS.items():
-            images, labels = [x_train], [y_train]
-            if with_styles:
-                images += [style_digits[..., None], scanned[..., None]]
-                labels += [style_labels, y_train[scanned_from]]
-            labels = np.concatenate(labels)
-            targets = keras.utils.to_categorical(labels, 10)
-            weights = np.ones(len(labels))
-            if with_non_digits:
-                images.append(non_digits[..., None])
-                targets = np.concatenate([targets, np.full((len(non_digits), 10), 0.1)])
-                weights = np.r_[weights, np.full(len(non_digits), ns["OE_WEIGHT"])]
-            images = np.concatenate(images)
+            images, targets, weights = ns["improved_training_data"](x_train, y_train, synthetic, with_non_digits,
+                                                                     with_styles)
             keras.utils.set_random_seed(seed)
             model = ns["build_improved_cnn"](seed)
             schedule = ns["cosine_schedule"](ns["IMPROVED_PEAK_LR"], epochs, ns["BATCH_SIZE"], warmup_fraction=0.1,
                                              samples=len(images))
             model.compile(optimizer=keras.optimizers.Adam(schedule), loss="categorical_crossentropy")
             start = time.perf_counter()
-            model.fit(images, targets.astype(np.float32), sample_weight=weights, epochs=epochs,
+            model.fit(images, targets, sample_weight=weights, epochs=epochs,
                       batch_size=ns["BATCH_SIZE"], verbose=0)
             seconds = time.perf_counter() - start
             predict = lambda x, model=model: model.predict(x, batch_size=512, verbose=0)  # noqa: E731
@@ -235,7 +219,8 @@ def main():
 
     import pandas as pd
     ns = notebook_namespace(["load_mnist_idx", "RandomAffine", "cpu_computes_bfloat16", "FusedBatchNorm",
-                             "conv_bn_relu", "build_improved_cnn", "cosine_schedule"],
+                             "conv_bn_relu", "build_improved_cnn", "cosine_schedule"]
+                            + ["make_synthetic_training_data", "improved_training_data"] * args.ablation,
                             whole_cells=["mnist_style", "make_non_digits", "make_style_digits"] * args.ablation)
     keras, tf = ns["keras"], ns["tf"]
     on_gpu = bool(tf.config.list_physical_devices("GPU"))

@@ -1,11 +1,12 @@
 """The generators of section 4.2 (training images) and 7.4 (stress sets), taken from the notebook: deterministic,
 labelled, and with training generators that differ from the held-out ones (fonts, shapes, skeletons, settings)."""
 import ast
+import importlib.util
 import itertools
 
 import numpy as np
 import pytest
-from conftest import cell_source, notebook_cells
+from conftest import REPO, cell_source, notebook_cells
 
 import mnist_digits
 
@@ -132,9 +133,29 @@ def test_a_plain_ring_stays_a_zero(stress):
 def test_the_notebook_names_the_sets_it_builds(stress):
     """The training images come from the training generators (4.2), the stress sets from the held-out ones with
     separate seeds for every part (7.4)."""
-    [training] = [cell_source(c) for c in notebook_cells() if "training_non_digits = " in cell_source(c)]
+    [training] = [cell_source(c) for c in notebook_cells() if "def make_synthetic_training_data(" in cell_source(c)]
     assert 'stress_seed("train"' in training and "held_out=False" in training and '"validation"' not in training
     [stress_cell] = [cell_source(c) for c in notebook_cells() if "non_digit_sets[part, kind] = " in cell_source(c)]
     assert "stress_seed(part" in stress_cell and '"train"' not in stress_cell and "held_out=True" in stress_cell
     for source in (training, stress_cell):
         assert any(isinstance(node, ast.Name) and node.id == "make_non_digits" for node in ast.walk(ast.parse(source)))
+
+
+def test_the_ablation_builds_its_training_sets_with_the_notebooks_functions(digits):
+    """scripts/benchmark_training.py --ablation takes 4.2's make_synthetic_training_data and 5.3's
+    improved_training_data from the notebook: each arm is the notebook's training set with parts left out."""
+    spec = importlib.util.spec_from_file_location("benchmark_training", REPO / "scripts" / "benchmark_training.py")
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    ns = benchmark.notebook_namespace(["make_synthetic_training_data", "improved_training_data"],
+                                      whole_cells=["mnist_style", "make_non_digits", "make_style_digits"])
+    ns.update(OE_NON_DIGITS=10, STYLE_DIGITS=6, SCANNED_DIGITS=4)
+    images, labels = digits[0][..., np.newaxis], digits[1]
+    synthetic = ns["make_synthetic_training_data"](images, labels)
+    sizes = {arm: len(ns["improved_training_data"](images, labels, synthetic, *parts)[0])
+             for arm, parts in benchmark.ABLATION_ARMS.items()}
+    assert list(sizes.values()) == [60, 70, 70, 80], sizes
+    recipe, targets, weights = ns["improved_training_data"](images, labels, synthetic)
+    assert recipe.shape == (80, 28, 28, 1) and np.array_equal(recipe[:60], images)
+    assert np.array_equal(targets[:60].argmax(axis=1), labels) and np.allclose(targets[70:], 0.1)
+    assert np.array_equal(weights, np.r_[np.ones(70), np.full(10, ns["OE_WEIGHT"])])
