@@ -30,6 +30,17 @@ def cell_source(cell):
     return "".join(cell["source"])
 
 
+def outputs_text(cell):
+    """The text a code cell printed (stdout and stderr) and its plain-text results."""
+    parts = []
+    for output in cell.get("outputs", []):
+        if output["output_type"] == "stream":
+            parts.append("".join(output["text"]))
+        elif "data" in output and "text/plain" in output["data"]:
+            parts.append("".join(output["data"]["text/plain"]))
+    return "".join(parts)
+
+
 def notebook_definitions(marker, namespace=None):
     """Run the notebook code cell that contains `marker` (a definition) and return its namespace.
 

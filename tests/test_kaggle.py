@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import NOTEBOOK, REPO, cell_source, notebook_cells, notebook_definitions
+from conftest import NOTEBOOK, REPO, cell_source, notebook_cells, notebook_definitions, outputs_text
 
 
 @pytest.fixture(scope="session")
@@ -113,8 +113,7 @@ def test_notebook_in_kaggle_mode_writes_a_submission_that_scores(kaggle_files, t
     papermill.execute_notebook(str(NOTEBOOK), str(tmp_path / "kaggle.ipynb"), cwd=str(tmp_path), progress_bar=False,
                                parameters={"QUICK": True, "KAGGLE_DIR": str(kaggle_files), "OUTPUT_DIR": str(output),
                                            "DATA_DIR": "/nonexistent"}, kernel_name="python3")
-    printed = "".join("".join(o.get("text", "")) for c in json.loads((tmp_path / "kaggle.ipynb").read_text())["cells"]
-                      for o in c.get("outputs", []))
+    printed = "".join(outputs_text(c) for c in json.loads((tmp_path / "kaggle.ipynb").read_text())["cells"])
     assert "refitted on all 8,000 labelled rows" in printed and "Expected score: about " in printed
     submission = pd.read_csv(output / "submission.csv")
     answers = pd.read_csv(kaggle_files / "test_answers.csv")

@@ -11,7 +11,7 @@ import sys
 
 import pandas as pd
 import pytest
-from conftest import NOTEBOOK, REPO, cell_source, notebook_cells
+from conftest import NOTEBOOK, REPO, cell_source, notebook_cells, outputs_text
 
 CHECKER = REPO.parent / "shared" / "tools" / "check_notebook.py"
 TARGETS = {"fully_connected": 0.970, "cnn": 0.988, "improved_cnn": 0.996}  # from the issues' acceptance
@@ -20,17 +20,6 @@ TARGETS = {"fully_connected": 0.970, "cnn": 0.988, "improved_cnn": 0.996}  # fro
 # may make the full run at most 10% slower than main's, measured side by side on one machine.
 SANITY_CAP_MINUTES = {"mixed_bfloat16": 45, "float32": 90}
 MODEL = REPO / "models" / "mnist_cnn.keras"
-
-
-def outputs_text(cell):
-    """The text a code cell printed (stdout and stderr) and its plain-text results."""
-    parts = []
-    for output in cell.get("outputs", []):
-        if output["output_type"] == "stream":
-            parts.append("".join(output["text"]))
-        elif "data" in output and "text/plain" in output["data"]:
-            parts.append("".join(output["data"]["text/plain"]))
-    return "".join(parts)
 
 
 def cell_printing(pattern, cells=None):
