@@ -16,7 +16,7 @@ files are named training_benchmark_N_epochs.csv and seed_spread_N_epochs.csv, so
 
 With --ablation it trains instead the same network on four training sets, for each seed: MNIST alone, MNIST with the
 synthetic non-digits (outlier exposure), MNIST with the synthetic digits in other styles and the scanned ones, and
-all of them (the notebook's recipe), each with the notebook's generators and augmentation, and scores each on MNIST
+all of them (the notebook's recipe), each with the notebook's generators and its train_recipe, and scores each on MNIST
 and on validation parts of the stress sets (held-out generators). Writes figures/ablation.csv, keeping the rows of
 other seeds already there, so that seeds can be run one at a time.
 """
@@ -162,6 +162,7 @@ def run_ablation(ns, mnist, seeds, epochs, output):
         seed_of = ns["stress_seed"]  # reads ns["SEED"]
         kinds = ns["STRESS_KINDS"]
         synthetic = ns["make_synthetic_training_data"](x_train, y_train)
+        ns["synthetic_training"] = synthetic  # what the notebook's train_recipe trains on
         size = 1000
         chosen = np.random.default_rng(seed).choice(len(x_val), size, replace=False)
         probes = {"thicker strokes": (ns["make_shifted"](x_val[chosen, ..., 0], "thicker strokes",
@@ -173,19 +174,14 @@ def run_ablation(ns, mnist, seeds, epochs, output):
                                                                     seed_of("validation", 20 + number))
                                               for number, kind in enumerate(kinds)])
         for arm, (with_non_digits, with_styles) in ABLATION_ARMS.items():
-            images, targets, weights = ns["improved_training_data"](x_train, y_train, synthetic, with_non_digits,
-                                                                     with_styles)
-            keras.utils.set_random_seed(seed)
-            model = ns["build_improved_cnn"](seed)
-            schedule = ns["cosine_schedule"](ns["IMPROVED_PEAK_LR"], epochs, ns["BATCH_SIZE"], warmup_fraction=0.1,
-                                             samples=len(images))
-            model.compile(optimizer=keras.optimizers.Adam(schedule), loss="categorical_crossentropy")
             start = time.perf_counter()
-            model.fit(images, targets, sample_weight=weights, epochs=epochs,
-                      batch_size=ns["BATCH_SIZE"], verbose=0)
+            model = ns["train_recipe"](x_train, y_train, seed, epochs, "improved_cnn", with_non_digits, with_styles,
+                                       verbose=0)
             seconds = time.perf_counter() - start
+            images = len(x_train) + sum(len(synthetic[name][0]) for name in synthetic
+                                        if (with_non_digits if name == "non-digits" else with_styles))
             predict = lambda x, model=model: model.predict(x, batch_size=512, verbose=0)  # noqa: E731
-            row = {"seed": seed, "training_set": arm, "epochs": epochs, "training_images": len(images),
+            row = {"seed": seed, "training_set": arm, "epochs": epochs, "training_images": images,
                    "seconds_per_epoch": round(seconds / epochs, 1),
                    "val_accuracy": round(float((predict(x_val).argmax(1) == y_val).mean()), 4),
                    "test_accuracy": round(float((predict(x_test).argmax(1) == y_test).mean()), 4)}
@@ -220,7 +216,8 @@ def main():
     import pandas as pd
     ns = notebook_namespace(["load_mnist_idx", "RandomAffine", "cpu_computes_bfloat16", "FusedBatchNorm",
                              "conv_bn_relu", "build_improved_cnn", "cosine_schedule"]
-                            + ["make_synthetic_training_data", "improved_training_data"] * args.ablation,
+                            + ["make_synthetic_training_data", "improved_training_data",
+                               "train_recipe"] * args.ablation,
                             whole_cells=["mnist_style", "make_non_digits", "make_style_digits"] * args.ablation)
     keras, tf = ns["keras"], ns["tf"]
     on_gpu = bool(tf.config.list_physical_devices("GPU"))
