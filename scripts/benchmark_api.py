@@ -155,14 +155,16 @@ def check_answers(base, bodies):
 
 def load(base, clients, requests, image):
     """ab's p50 and p95 latency (ms) and requests per second for `requests` posts from `clients` at once."""
-    percentiles = Path(tempfile.mkdtemp()) / "percentiles.csv"
-    run = subprocess.run(["ab", "-q", "-n", str(requests), "-c", str(clients), "-p", str(image), "-T", "image/png",
-                          "-e", str(percentiles), f"{base}/api/predict"], capture_output=True, text=True, check=True)
-    failed = re.search(r"Failed requests:\s+(\d+)", run.stdout)
-    if failed is None or int(failed[1]) or "Non-2xx" in run.stdout:
-        sys.exit(f"requests failed under load:\n{run.stdout}")
-    with percentiles.open() as file:
-        at = {int(float(row[0])): float(row[1]) for row in list(csv.reader(file))[1:]}
+    with tempfile.TemporaryDirectory() as folder:
+        percentiles = Path(folder) / "percentiles.csv"
+        run = subprocess.run(["ab", "-q", "-n", str(requests), "-c", str(clients), "-p", str(image), "-T",
+                              "image/png", "-e", str(percentiles), f"{base}/api/predict"],
+                             capture_output=True, text=True, check=True)
+        failed = re.search(r"Failed requests:\s+(\d+)", run.stdout)
+        if failed is None or int(failed[1]) or "Non-2xx" in run.stdout:
+            sys.exit(f"requests failed under load:\n{run.stdout}")
+        with percentiles.open() as file:
+            at = {int(float(row[0])): float(row[1]) for row in list(csv.reader(file))[1:]}
     return at[50], at[95], float(re.search(r"Requests per second:\s+([\d.]+)", run.stdout)[1])
 
 
@@ -176,7 +178,8 @@ def main():
     runtimes = [("TensorFlow", sys.executable, REPO / "models" / "mnist_cnn.keras"),
                 ("onnxruntime", args.serve_python, REPO / "models" / "mnist_cnn.onnx")]
     bodies = [(digit, drawing(strokes)) for digit, strokes in STROKES.items()]
-    image = Path(tempfile.mkdtemp()) / "seven.png"
+    scratch = tempfile.TemporaryDirectory()  # removed when the script exits
+    image = Path(scratch.name) / "seven.png"
     image.write_bytes(bodies[1][1])
 
     print(f"{os.cpu_count()} cores; predict.py: median of 5 cold runs; API: {args.requests} requests per row from ab "

@@ -144,7 +144,8 @@ def main():
     args = parser.parse_args()
     if not CHROMIUM:
         sys.exit("Chromium is missing: apt-get install chromium")
-    site_dir = Path(tempfile.mkdtemp(prefix="site-")) / "site"
+    scratch = tempfile.TemporaryDirectory(prefix="site-")  # removed when the script exits
+    site_dir = Path(scratch.name) / "site"
     static_site.build(site_dir)
     site_port, app_port = free_port(), free_port()
     static = start([sys.executable, "-m", "http.server", "-d", str(site_dir), "-b", "127.0.0.1", str(site_port)],

@@ -16,7 +16,6 @@ import hashlib
 import io
 import os
 import sys
-import tempfile
 from urllib.parse import urlsplit
 
 import httpx
@@ -80,7 +79,7 @@ def static_server(built_site):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(tmp_path_factory):
     """Opens pages in Chromium, each in a fresh profile; every request leaving 127.0.0.1 is blocked and recorded."""
     contexts, requests, foreign = [], [], []
 
@@ -94,7 +93,7 @@ def browser():
     with playwright.sync_playwright() as p:
         def open_page(url, block=None):
             context = p.chromium.launch_persistent_context(
-                tempfile.mkdtemp(prefix="chromium-profile-"), executable_path=CHROMIUM,
+                str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM,
                 headless=True, args=CHROMIUM_ARGS, viewport={"width": 1000, "height": 760})
             contexts.append(context)
             context.route("**/*", guard)
