@@ -178,8 +178,7 @@ def run_ablation(ns, mnist, seeds, epochs, output):
             model = ns["train_recipe"](x_train, y_train, seed, epochs, "improved_cnn", with_non_digits, with_styles,
                                        verbose=0)
             seconds = time.perf_counter() - start
-            images = len(x_train) + sum(len(synthetic[name][0]) for name in synthetic
-                                        if (with_non_digits if name == "non-digits" else with_styles))
+            images = len(ns["improved_training_data"](x_train, y_train, synthetic, with_non_digits, with_styles)[0])
             predict = lambda x, model=model: model.predict(x, batch_size=512, verbose=0)  # noqa: E731
             row = {"seed": seed, "training_set": arm, "epochs": epochs, "training_images": images,
                    "seconds_per_epoch": round(seconds / epochs, 1),

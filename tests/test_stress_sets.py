@@ -145,12 +145,13 @@ def test_the_notebook_names_the_sets_it_builds(stress):
 def test_the_ablation_trains_with_the_notebooks_functions(digits):
     """scripts/benchmark_training.py --ablation takes 4.2's make_synthetic_training_data and 5.3's train_recipe
     from the notebook (the recipe Kaggle mode's refit trains with): each arm is the notebook's training set with parts
-    left out, and the script builds, compiles and fits no network of its own."""
+    left out, and the script builds, compiles and fits no network of its own, nor counts an arm's images itself."""
     spec = importlib.util.spec_from_file_location("benchmark_training", REPO / "scripts" / "benchmark_training.py")
     benchmark = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(benchmark)
     ablation = inspect.getsource(benchmark.run_ablation)
     assert 'ns["train_recipe"](' in ablation and not any(call in ablation for call in (".fit(", ".compile(", "build_"))
+    assert 'ns["improved_training_data"](' in ablation  # counts an arm's images with the notebook's function
     ns = benchmark.notebook_namespace(["make_synthetic_training_data", "improved_training_data", "cosine_schedule",
                                        "train_recipe"],
                                       whole_cells=["mnist_style", "make_non_digits", "make_style_digits"])
