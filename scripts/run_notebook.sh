@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
-# Install the requirements and run MNIST_project.ipynb top to bottom in place: the full run, which rewrites the
-# notebook's outputs, figures/ (with figures/results.csv) and models/mnist_cnn.keras.
+# Install the requirements and the package, then run the notebooks top to bottom in place, in order: the full run,
+# which rewrites their outputs, figures/ and models/ (the record). With arguments, only those notebooks, in the order
+# given; later notebooks read what earlier ones wrote to models/ (notebook 2 reads notebook 1's MNIST-only model,
+# notebook 3 the model notebook 2 exports).
 # Without internet, set MNIST_DATA_DIR to the folder holding the four MNIST IDX files.
 set -euo pipefail
 source "$(dirname "$0")/setup_env.sh"
 unset MNIST_QUICK
-.venv/bin/jupyter nbconvert --to notebook --execute --inplace MNIST_project.ipynb \
-  --ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.kernel_name=python3
-cat figures/results.csv
+notebooks=("$@")
+if [ ${#notebooks[@]} -eq 0 ]; then
+  notebooks=(MNIST_project.ipynb notebooks/1_toward_99_6.ipynb notebooks/2_what_it_does_not_know.ipynb
+             notebooks/3_inside_the_served_model.ipynb)
+fi
+for notebook in "${notebooks[@]}"; do
+  echo "Running $notebook"
+  .venv/bin/jupyter nbconvert --to notebook --execute --inplace "$notebook" \
+    --ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.kernel_name=python3
+done
 .venv/bin/python scripts/update_readme.py

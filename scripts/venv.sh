@@ -1,11 +1,14 @@
-# Sourced by the other scripts: ensure_venv DIR REQUIREMENTS makes the venv DIR from the pinned REQUIREMENTS file,
-# and installs again only when that file has changed since (a copy of it is kept in DIR).
+# Sourced by the other scripts: ensure_venv DIR REQUIREMENTS makes the venv DIR from the pinned REQUIREMENTS file
+# and installs the project's package mnist_digits into it (editable, without dependencies: the file pins them). It
+# installs again only when that file or pyproject.toml has changed since (copies of them are kept in DIR).
 ensure_venv() {
   local venv="$1" requirements="$2"
-  if ! cmp -s "$requirements" "$venv/$(basename "$requirements")" 2>/dev/null; then
+  if ! cmp -s "$requirements" "$venv/$(basename "$requirements")" 2>/dev/null \
+      || ! cmp -s pyproject.toml "$venv/pyproject.toml" 2>/dev/null; then
     "${PYTHON:-python3}" -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
-    cp "$requirements" "$venv/"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e .
+    cp "$requirements" pyproject.toml "$venv/"
   fi
 }
 

@@ -1,6 +1,5 @@
-"""Shared fixtures: the repository paths, code taken from the notebook, the real MNIST files, test images made
-from them, and the web app running as a server."""
-import gzip
+"""Shared fixtures: the repository paths, the real MNIST files, test images made from them, and the web app running
+as a server."""
 import itertools
 import json
 import os
@@ -12,17 +11,19 @@ import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageOps
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "MNIST_project.ipynb"
-sys.path.insert(0, str(REPO))  # for `import mnist_digits`
+COMPANIONS = sorted((REPO / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = [NOTEBOOK, *COMPANIONS]
+sys.path.insert(0, str(REPO))  # `import mnist_digits` also without `pip install -e .`
 
 
-def notebook_cells(kind="code"):
-    cells = json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]
+def notebook_cells(path, kind="code"):
+    """The cells of a committed notebook (for checks of its record; no test runs their code)."""
+    cells = json.loads(Path(path).read_text(encoding="utf-8"))["cells"]
     return [cell for cell in cells if cell["cell_type"] == kind]
 
 
@@ -41,27 +42,11 @@ def outputs_text(cell):
     return "".join(parts)
 
 
-def notebook_definitions(marker, namespace=None):
-    """Run the notebook code cell that contains `marker` (a definition) and return its namespace.
-
-    The notebook must stand alone in Colab, so it imports no module of ours; the tests take its helpers from it.
-    Given a namespace (another cell's), the cell runs in it, so that it sees that cell's definitions.
-    """
-    import pandas as pd
-    from sklearn.model_selection import train_test_split
-
-    matches = [cell_source(c) for c in notebook_cells() if marker in cell_source(c)]
-    assert len(matches) == 1, f"expected one notebook cell containing {marker!r}, found {len(matches)}"
-    namespace = namespace if namespace is not None else {}
-    namespace.update({"gzip": gzip, "np": np, "pd": pd, "Path": Path, "train_test_split": train_test_split})
-    exec(compile(matches[0], f"{NOTEBOOK.name}:{marker}", "exec"), namespace)
-    return namespace
-
-
 @pytest.fixture(scope="session")
 def idx():
-    """The notebook's IDX reader: read_idx, load_mnist_idx, MnistDataError, IDX_FILES."""
-    return notebook_definitions("def load_mnist_idx(")
+    """The package's IDX reader: read_idx, load_mnist_idx, MnistDataError, IDX_FILES."""
+    from mnist_digits import data
+    return vars(data)
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,6 @@
-"""The notebook's FusedBatchNorm computes what Keras's BatchNormalization computes, in training and at inference."""
-import ast
-
+"""The package's FusedBatchNorm computes what Keras's BatchNormalization computes, in training and at inference."""
 import numpy as np
 import pytest
-from conftest import cell_source, notebook_cells
 
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
@@ -11,13 +8,8 @@ keras = pytest.importorskip("keras")
 
 @pytest.fixture(scope="module")
 def fused_batch_norm():
-    """The class as the notebook defines it (only the class: its cell also builds and summarises a model)."""
-    source = next(cell_source(c) for c in notebook_cells() if "class FusedBatchNorm(" in cell_source(c))
-    tree = ast.parse(source)
-    tree.body = [node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "FusedBatchNorm"]
-    namespace = {"keras": keras, "layers": keras.layers, "tf": tf}
-    exec(compile(tree, "FusedBatchNorm", "exec"), namespace)
-    return namespace["FusedBatchNorm"]
+    from mnist_digits.training import FusedBatchNorm
+    return FusedBatchNorm
 
 
 def pair(fused_batch_norm, shape, seed=0):

@@ -1,4 +1,4 @@
-"""The notebook's IDX loader: the real MNIST files, and every kind of bad file giving its one clear error."""
+"""The IDX loader of mnist_digits.data: the real MNIST files, and every kind of bad file giving its one clear error."""
 import gzip
 import hashlib
 import re

@@ -1,31 +1,20 @@
-"""The generators of section 4.2 (training images) and 7.4 (stress sets), taken from the notebook: deterministic,
-labelled, and with training generators that differ from the held-out ones (fonts, shapes, skeletons, settings)."""
-import ast
+"""The generators of mnist_digits.synthetic (training images, stress sets): deterministic, labelled, and with
+training generators that differ from the held-out ones (fonts, shapes, skeletons, settings)."""
 import importlib.util
-import inspect
 import itertools
 
 import numpy as np
 import pytest
-from conftest import REPO, cell_source, notebook_cells
+from conftest import REPO
 
 import mnist_digits
+from mnist_digits import synthetic
+from mnist_digits.stress import StressSets
 
 
 @pytest.fixture(scope="module")
 def stress():
-    """The notebook's two generator cells, run with what they need from the setup cell and mnist_style."""
-    import matplotlib
-    from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
-    from scipy import ndimage
-
-    namespace = {"np": np, "Path": __import__("pathlib").Path, "matplotlib": matplotlib, "Image": Image,
-                 "ImageDraw": ImageDraw, "ImageFilter": ImageFilter, "ImageFont": ImageFont, "ImageOps": ImageOps,
-                 "ndimage": ndimage, "itertools": itertools, "mnist_style": mnist_digits.mnist_style, "SEED": 42}
-    for marker in ("def make_non_digits(", "def make_style_digits("):
-        [source] = [cell_source(c) for c in notebook_cells() if marker in cell_source(c)]
-        exec(compile(source, "MNIST_project.ipynb:generators", "exec"), namespace)
-    return namespace
+    return vars(synthetic)
 
 
 @pytest.fixture(scope="module")
@@ -131,50 +120,79 @@ def test_a_plain_ring_stays_a_zero(stress):
     assert (probabilities.argmax(axis=1) == 0).mean() >= 0.9, probabilities.argmax(axis=1)
 
 
-def test_the_notebook_names_the_sets_it_builds(stress):
-    """The training images come from the training generators (4.2), the stress sets from the held-out ones with
-    separate seeds for every part (7.4)."""
-    [training] = [cell_source(c) for c in notebook_cells() if "def make_synthetic_training_data(" in cell_source(c)]
-    assert 'stress_seed("train"' in training and "held_out=False" in training and '"validation"' not in training
-    [stress_cell] = [cell_source(c) for c in notebook_cells() if "non_digit_sets[part, kind] = " in cell_source(c)]
-    assert "stress_seed(part" in stress_cell and '"train"' not in stress_cell and "held_out=True" in stress_cell
-    for source in (training, stress_cell):
-        assert any(isinstance(node, ast.Name) and node.id == "make_non_digits" for node in ast.walk(ast.parse(source)))
+def test_the_parts_never_share_a_seed():
+    seeds = {part: {synthetic.stress_seed(part, number, seed) for number in range(100) for seed in (1, 42)}
+             for part in synthetic.PARTS}
+    for a, b in itertools.combinations(synthetic.PARTS, 2):
+        assert not seeds[a] & seeds[b], (a, b)
 
 
-def test_the_ablation_trains_with_the_notebooks_functions(digits):
-    """scripts/benchmark_training.py --ablation takes 4.2's make_synthetic_training_data and 5.3's train_recipe
-    from the notebook (the recipe Kaggle mode's refit trains with): each arm is the notebook's training set with parts
-    left out, and the script builds, compiles and fits no network of its own, nor counts an arm's images itself."""
+def nearest_distances(images, others):
+    """For each image, the mean absolute pixel difference to the nearest of the others."""
+    flat, other_flat = images.reshape(len(images), -1), others.reshape(len(others), -1)
+    return np.array([np.abs(other_flat - image).mean(axis=1).min() for image in flat])
+
+
+def test_training_images_and_stress_sets_share_no_image(digits):
+    """The synthetic training images come from the training generators; the stress sets, from the held-out ones
+    with other seeds for each part: no training image reappears in a stress set, nor a validation one in the test."""
+    images, labels = digits
+    training = synthetic.make_synthetic_training_data(images[..., np.newaxis], labels, seed=42, non_digits=50,
+                                                      style_digits=20, scanned_digits=20)
+    sets = StressSets((images[:30], labels[:30]), (images[30:], labels[30:]), validation_size=10, test_size=10)
+    trained = np.concatenate([part_images for part_images, _ in training.values()])
+    for part in ("validation", "test"):
+        held_out = np.concatenate([*(sets.digits[key][0] for key in sets.digits if key[0] == part),
+                                   *(sets.non_digits[key] for key in sets.non_digits if key[0] == part)])
+        assert nearest_distances(held_out, trained).min() > 0.002, part
+    for kind in synthetic.STRESS_KINDS:
+        assert nearest_distances(sets.non_digits["test", kind], sets.non_digits["validation", kind]).min() > 0.002
+
+
+def load_benchmark():
     spec = importlib.util.spec_from_file_location("benchmark_training", REPO / "scripts" / "benchmark_training.py")
     benchmark = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(benchmark)
-    ablation = inspect.getsource(benchmark.run_ablation)
-    assert 'ns["train_recipe"](' in ablation and not any(call in ablation for call in (".fit(", ".compile(", "build_"))
-    assert 'ns["improved_training_data"](' in ablation  # counts an arm's images with the notebook's function
-    ns = benchmark.notebook_namespace(["make_synthetic_training_data", "improved_training_data", "cosine_schedule",
-                                       "train_recipe"],
-                                      whole_cells=["mnist_style", "make_non_digits", "make_style_digits"])
-    ns.update(OE_NON_DIGITS=10, STYLE_DIGITS=6, SCANNED_DIGITS=4)
-    images, labels = digits[0][..., np.newaxis], digits[1]
-    ns["synthetic_training"] = ns["make_synthetic_training_data"](images, labels)
+    return benchmark
 
-    class Recorder:  # stands in for the network: keeps what train_recipe fits it on
-        def __init__(self, seed, name):
+
+def test_each_ablation_arm_trains_on_its_parts(digits):
+    """scripts/benchmark_training.py --ablation trains the served recipe on four training sets: each arm is the
+    recipe's training set with parts left out."""
+    training = pytest.importorskip("mnist_digits.training")
+    images, labels = digits[0][..., np.newaxis], digits[1]
+    extra = synthetic.make_synthetic_training_data(images, labels, non_digits=10, style_digits=6, scanned_digits=4)
+    arms = {arm: training.improved_training_data(images, labels, extra, *parts)
+            for arm, parts in load_benchmark().ABLATION_ARMS.items()}
+    assert [len(data) for data, *_ in arms.values()] == [60, 70, 70, 80]
+    recipe, targets, weights = arms["both (the notebook's recipe)"]
+    assert recipe.shape == (80, 28, 28, 1) and np.array_equal(recipe[:60], images)
+    assert np.array_equal(targets[:70].argmax(axis=1), np.r_[labels, extra["other styles"][1], extra["scanned"][1]])
+    assert np.allclose(targets[70:], 0.1)  # a non-digit's target: the uniform distribution
+    assert np.array_equal(weights, np.r_[np.ones(70), np.full(10, training.OE_WEIGHT)])
+    assert np.array_equal(arms["MNIST only"][0], images)
+
+
+def test_the_recipe_fits_what_it_was_given(digits, monkeypatch):
+    """train_improved_cnn without validation data (Kaggle mode's refit) fits the recipe's training set for the
+    epochs asked, in the recipe's batches, and keeps the last weights."""
+    training = pytest.importorskip("mnist_digits.training")
+
+    class Recorder:  # stands in for the network: keeps what it is fitted on
+        def __init__(self, seed, name, policy):
             self.seed, self.name = seed, name
 
         def compile(self, **kwargs):
-            pass
+            self.compiled = kwargs
 
         def fit(self, data, targets, sample_weight, **kwargs):
             self.fitted = data, targets, sample_weight, kwargs
 
-    ns["build_improved_cnn"] = Recorder
-    fitted = {arm: ns["train_recipe"](images, labels, 7, 2, "probe", *parts, verbose=0).fitted
-              for arm, parts in benchmark.ABLATION_ARMS.items()}
-    assert [len(data) for data, *_ in fitted.values()] == [60, 70, 70, 80]
-    recipe, targets, weights, options = fitted["both (the notebook's recipe)"]
-    assert recipe.shape == (80, 28, 28, 1) and np.array_equal(recipe[:60], images)
-    assert np.array_equal(targets[:60].argmax(axis=1), labels) and np.allclose(targets[70:], 0.1)
-    assert np.array_equal(weights, np.r_[np.ones(70), np.full(10, ns["OE_WEIGHT"])])
-    assert options == {"epochs": 2, "batch_size": ns["BATCH_SIZE"], "verbose": 0}
+    monkeypatch.setattr(training, "build_improved_cnn", Recorder)
+    images, labels = digits[0][..., np.newaxis], digits[1]
+    extra = synthetic.make_synthetic_training_data(images, labels, non_digits=10, style_digits=6, scanned_digits=4)
+    model, history, _ = training.train_improved_cnn((images, labels), None, extra, seed=7, epochs=3, name="probe",
+                                                    verbose=0)
+    data, targets, weights, options = model.fitted
+    assert history is None and model.seed == 7 and len(data) == len(targets) == len(weights) == 80
+    assert options == {"epochs": 3, "batch_size": training.BATCH_SIZE, "verbose": 0}
