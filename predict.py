@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Predict the digit in any image with the model trained by MNIST_project.ipynb.
+"""Predict the digit in any image with the model trained by notebooks/2_what_it_does_not_know.ipynb.
 
     python predict.py [--model PATH] [--json] IMAGE [IMAGE ...]
 

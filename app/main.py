@@ -131,7 +131,7 @@ async def lifespan(app: FastAPI):
 
 app = FastAPI(
     title="MNIST digit recogniser",
-    description="Classify a handwritten digit with the CNN trained by MNIST_project.ipynb.",
+    description="Classify a handwritten digit with the CNN trained by notebooks/2_what_it_does_not_know.ipynb.",
     version="1.0.0",
     lifespan=lifespan,
     docs_url=None,  # the interactive docs pages load their scripts from a CDN; this app works offline

@@ -130,7 +130,7 @@ class FusedBatchNorm(layers.BatchNormalization):
 
     Keras 3 normalises with a dozen separate element-wise operations, each a pass over the activations (and as
     many again for the gradient), which is what a CPU spends most of its time on in this small network. Same
-    statistics, same weights and the same inference; the saved model uses the standard layer (section 8).
+    statistics, same weights and the same inference; the saved model uses the standard layer (export.deployable).
     """
 
     def call(self, inputs, training=None, mask=None):

@@ -1,4 +1,4 @@
-// The model put to use in the page, as mnist_digits.py does it in Python: preprocess an image like MNIST and decide
+// The model put to use in the page, as the package mnist_digits does it in Python: preprocess an image like MNIST and decide
 // whether the answer is a digit, unsure, or not a digit. This is the page's only copy of both; a test in Chromium
 // holds them equal to the Python (tests/test_site.py). Arithmetic that NumPy does in float32 is rounded to float32
 // here too (Math.fround), and the resize is Pillow's LANCZOS in its own fixed-point arithmetic, so that the two
