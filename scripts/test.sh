@@ -20,11 +20,12 @@ export SERVE_PYTHON="$PWD/.venv-serve/bin/python" COLAB_PYTHON="$PWD/.venv-colab
 series=(MNIST_project.ipynb notebooks/1_toward_99_6.ipynb notebooks/2_what_it_does_not_know.ipynb
         notebooks/3_inside_the_served_model.ipynb)
 quick_output="$(.venv/bin/python -c 'import tempfile; print(tempfile.gettempdir())')/mnist-quick"
-trap 'rm -rf "$quick_output"' EXIT
+basetemp="$(mktemp -d)"  # pytest's temporary folders, removed at the end like quick mode's outputs
+trap 'rm -rf "$quick_output" "$basetemp"' EXIT
 .venv/bin/ruff check .
-MNIST_QUICK=1 .venv/bin/python -m pytest -p no:cacheprovider tests "${series[@]}" \
+MNIST_QUICK=1 .venv/bin/python -m pytest -p no:cacheprovider --basetemp="$basetemp/main" tests "${series[@]}" \
   --nbval-lax --nbval-current-env --nbval-kernel-startup-timeout=180 --nbval-cell-timeout=1200 "$@"
 echo "The quick-mode series under Colab's versions (requirements-colab.txt):"
 rm -rf "$quick_output"
-MNIST_QUICK=1 .venv-colab/bin/python -m pytest -p no:cacheprovider "${series[@]}" \
+MNIST_QUICK=1 .venv-colab/bin/python -m pytest -p no:cacheprovider --basetemp="$basetemp/colab" "${series[@]}" \
   --nbval-lax --nbval-current-env --nbval-kernel-startup-timeout=180 --nbval-cell-timeout=1200
