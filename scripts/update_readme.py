@@ -50,8 +50,8 @@ def first_line(lines, pattern, notebook):
 
 def minutes(repo, notebook):
     """The run time the notebook printed at its end, in minutes."""
-    line = first_line(printed_lines(repo / notebook), r"^Run time", notebook)
-    return float(re.search(r"([\d.]+) minutes", line)[1])
+    line = first_line(printed_lines(repo / notebook), r"Run time", notebook)
+    return float(re.search(r"Run time[^\d]*([\d.]+) minutes", line)[1])
 
 
 def read_csv(path):

@@ -5,6 +5,7 @@ import hashlib
 import importlib.util
 import inspect
 import io
+import itertools
 import json
 import logging
 import re
@@ -214,9 +215,10 @@ def test_committed_record_meets_the_served_models_targets():
 
 def printed_table(notebook, header, cells=None):
     """The table a notebook printed whose header starts with these column names."""
-    text = cell_printing(notebook, rf"(?m)^\s*{header}", cells)
-    [table] = [part for part in text.split("\n\n") if re.match(rf"\s*{header}", part)]
-    return pd.read_csv(io.StringIO(table), sep=r"\s+", na_values=["NaN", "-"])
+    lines = cell_printing(notebook, rf"(?m)^\s*{header}", cells).splitlines()
+    first = next(number for number, line in enumerate(lines) if re.match(rf"\s*{header}", line))
+    table = list(itertools.takewhile(str.strip, lines[first:]))  # up to the first blank line
+    return pd.read_csv(io.StringIO("\n".join(table)), sep=r"\s+", na_values=["NaN", "-"])
 
 
 def test_csv_files_match_the_printed_tables():
@@ -248,7 +250,7 @@ def saved_figures(notebook):
         source = cell_source(cell).replace("\n", " ")
         names.update(re.findall(r'save_fig\(\s*"(\w+)"', source))
         names.update(re.findall(r'FIGURES / "(\w+)\.png"', source))
-        names.update(re.findall(r'show_digits\([^)]*"(\w+)"\)', source))
+        names.update(re.findall(r'show_digits\(.*?"[^"]*",\s*"(\w+)"\)', source))  # its last argument
     return names
 
 
