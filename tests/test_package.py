@@ -61,6 +61,7 @@ def test_quick_runs_write_to_a_temporary_folder_never_to_the_record(tmp_path, mo
     pytest.importorskip("tensorflow")
     from mnist_digits import notebook, training
     monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.delenv("MNIST_QUICK", raising=False)  # scripts/test.sh sets it for nbval
     monkeypatch.setattr("tempfile.tempdir", None)  # read TMPDIR again
     monkeypatch.setattr(training, "BATCH_SIZE", training.BATCH_SIZE)  # restored after the test
     run = notebook.start(seed=3, quick=True, data_dir="/nonexistent")
