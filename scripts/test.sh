@@ -19,13 +19,15 @@ ensure_node_modules
 export SERVE_PYTHON="$PWD/.venv-serve/bin/python" COLAB_PYTHON="$PWD/.venv-colab/bin/python"
 series=(MNIST_project.ipynb notebooks/1_toward_99_6.ipynb notebooks/2_what_it_does_not_know.ipynb
         notebooks/3_inside_the_served_model.ipynb)
-quick_output="$(.venv/bin/python -c 'import tempfile; print(tempfile.gettempdir())')/mnist-quick"
-basetemp="$(mktemp -d)"  # pytest's temporary folders, removed at the end like quick mode's outputs
-trap 'rm -rf "$quick_output" "$basetemp"' EXIT
+# Everything the tests write to a temporary folder (quick mode's outputs, pytest's folders, TensorFlow's autograph
+# files, which a stopped kernel leaves behind) goes to one folder, removed at the end
+TMPDIR="$(mktemp -d)"
+export TMPDIR
+trap 'rm -rf "$TMPDIR"' EXIT
 .venv/bin/ruff check .
-MNIST_QUICK=1 .venv/bin/python -m pytest -p no:cacheprovider --basetemp="$basetemp/main" tests "${series[@]}" \
+MNIST_QUICK=1 .venv/bin/python -m pytest -p no:cacheprovider --basetemp="$TMPDIR/pytest" tests "${series[@]}" \
   --nbval-lax --nbval-current-env --nbval-kernel-startup-timeout=180 --nbval-cell-timeout=1200 "$@"
 echo "The quick-mode series under Colab's versions (requirements-colab.txt):"
-rm -rf "$quick_output"
-MNIST_QUICK=1 .venv-colab/bin/python -m pytest -p no:cacheprovider --basetemp="$basetemp/colab" "${series[@]}" \
+rm -rf "$TMPDIR/mnist-quick"
+MNIST_QUICK=1 .venv-colab/bin/python -m pytest -p no:cacheprovider --basetemp="$TMPDIR/pytest-colab" "${series[@]}" \
   --nbval-lax --nbval-current-env --nbval-kernel-startup-timeout=180 --nbval-cell-timeout=1200
