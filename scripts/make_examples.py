@@ -4,7 +4,6 @@ from MNIST: a noisy low-contrast JPEG photo of a 7, a 2 drawn on a transparent b
 paper, a capital A drawn as on the web page's canvas, and a blank page.
 Usage: MNIST_DATA_DIR=/path/to/mnist .venv/bin/python scripts/make_examples.py FOLDER
 """
-import gzip
 import os
 import sys
 from pathlib import Path
@@ -12,15 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
-
-def test_digits(data_dir):
-    """The first test images and labels, read from the IDX files (the notebook validates them; here we only read)."""
-    folder = Path(data_dir)
-    def read(stem, offset):
-        path = next(p for p in (folder / f"{stem}.gz", folder / stem) if p.exists())
-        raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
-        return np.frombuffer(raw, np.uint8, offset=offset)
-    return read("t10k-images-idx3-ubyte", 16).reshape(-1, 28, 28), read("t10k-labels-idx1-ubyte", 8)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package also without `pip install -e .`
+from mnist_digits.data import load_mnist_idx
 
 
 def main():
@@ -28,7 +20,7 @@ def main():
         sys.exit(__doc__.strip().splitlines()[-1].strip())
     out = Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
-    images, labels = test_digits(os.environ["MNIST_DATA_DIR"])
+    _, (images, labels) = load_mnist_idx(os.environ["MNIST_DATA_DIR"])
     first = {digit: images[np.flatnonzero(labels == digit)[0]] for digit in (2, 4, 7)}
     big = {d: Image.fromarray(255 - image).resize((168, 168), Image.Resampling.BICUBIC) for d, image in first.items()}
     rng = np.random.default_rng(0)

@@ -7,10 +7,9 @@ Kaggle's data is MNIST too: 42,000 labelled digits in train.csv and 28,000 unlab
 shuffles MNIST's 70,000 digits (seed 0) and writes the same layout: train.csv (label,pixel0..pixel783),
 test.csv (pixel0..pixel783), sample_submission.csv (ImageId,Label), and the answers to test.csv in a separate file,
 test_answers.csv (ImageId,Label), which Kaggle would keep to itself. With --train and --test it writes smaller
-files, for the tests. The notebook's Kaggle mode reads the folder through KAGGLE_DIR.
+files, for the tests. Kaggle mode (notebooks 1 and 2) reads the folder through KAGGLE_DIR.
 """
 import argparse
-import gzip
 import os
 import sys
 from pathlib import Path
@@ -18,17 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-IDX = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-       "t10k": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
-
-
-def read_idx(folder, stem, offset):
-    """The bytes after the header of an IDX file (the notebook validates these files; here we only read them)."""
-    path = next((p for p in (folder / f"{stem}.gz", folder / stem) if p.exists()), None)
-    if path is None:
-        sys.exit(f"{folder / stem}[.gz]: file not found")
-    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as file:
-        return np.frombuffer(file.read(), np.uint8, offset=offset)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package also without `pip install -e .`
+from mnist_digits.data import MnistDataError, load_mnist_idx
 
 
 def main(argv=None):
@@ -41,9 +31,11 @@ def main(argv=None):
         parser.error("set MNIST_DATA_DIR to the folder of the four MNIST IDX files")
     if args.train < 1 or args.test < 1 or args.train + args.test > 70_000:
         parser.error("--train and --test must be positive and add up to at most 70,000")
-    mnist = Path(os.environ["MNIST_DATA_DIR"])
-    images = np.concatenate([read_idx(mnist, IDX[s][0], 16).reshape(-1, 784) for s in IDX])
-    labels = np.concatenate([read_idx(mnist, IDX[s][1], 8) for s in IDX])
+    try:
+        (x_train, y_train), (x_test, y_test) = load_mnist_idx(os.environ["MNIST_DATA_DIR"])
+    except MnistDataError as error:
+        sys.exit(str(error))
+    images, labels = np.concatenate([x_train, x_test]).reshape(-1, 784), np.concatenate([y_train, y_test])
     order = np.random.default_rng(0).permutation(len(images))
     train, test = order[:args.train], order[args.train:args.train + args.test]
     pixels = [f"pixel{i}" for i in range(784)]

@@ -58,10 +58,6 @@ def committed_cells(notebook):
     return [c for c in json.load(committed(notebook))["cells"] if c["cell_type"] == "code"]
 
 
-def code_lines(notebook):
-    return sum(len(cell_source(cell).splitlines()) for cell in notebook_cells(notebook))
-
-
 @ids
 def test_shared_checker_passes(notebook):
     if not CHECKER.exists():
@@ -128,7 +124,8 @@ def test_parameters_cell_is_papermill_clean_and_short(notebook, caplog):
 
 @ids
 def test_notebook_is_short(notebook):
-    assert code_lines(notebook) <= MAX_CODE_LINES[notebook.name], code_lines(notebook)
+    lines = load_update_readme().code_lines(notebook)  # counted as the README's table counts them
+    assert lines <= MAX_CODE_LINES[notebook.name], lines
 
 
 @ids
