@@ -3,6 +3,7 @@ improved CNN, on MNIST alone (notebooks/1_toward_99_6.ipynb) or with the synthet
 notebooks/2_what_it_does_not_know.ipynb). The layers are registered under the package name "mnist_project", as in
 the models saved before the package existed.
 """
+import dataclasses
 import itertools
 import os
 import time
@@ -122,6 +123,19 @@ def cpu_computes_bfloat16():
     except OSError:
         return False
     return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
+def describe_cpu():
+    """The CPU in words, for the records of timed runs: its cores, model name and widest vector arithmetic."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return f"{os.cpu_count()}-core CPU"
+    names = [line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")]
+    flags = info.split()
+    vectors = ("AVX-512 BF16" if cpu_computes_bfloat16() else "AVX-512" if "avx512f" in flags
+               else "AVX2 only" if "avx2" in flags else "no AVX2")
+    return f"{os.cpu_count()}-core {names[0] if names else 'CPU'} ({vectors})"
 
 
 @keras.saving.register_keras_serializable(package="mnist_project")
@@ -258,21 +272,79 @@ def improved_training_data(images, labels, synthetic=None, non_digits=True, othe
     return np.concatenate([part_images for part_images, _ in parts]), targets.astype(np.float32), weights
 
 
-def train_improved_cnn(train, validation=None, synthetic=None, seed=42, epochs=IMPROVED_EPOCHS, name="improved_cnn",
-                       policy="float32", verbose=2, non_digits=True, other_digits=True):
-    """The recipe: a network from `seed`, trained `epochs` epochs with a warm-up and cosine decay of the learning
-    rate, on the digits of train = (images, labels) and, when given, the synthetic images. With validation data it
-    keeps the best epoch's weights; without (Kaggle mode's refit) the last. Returns the model, its history
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How the improved CNN is trained: Adam with a warm-up and cosine decay of the learning rate to zero."""
+    epochs: int
+    batch_size: int
+    peak_learning_rate: float
+    warmup_fraction: float = WARMUP_FRACTION
+    ema_momentum: float | None = None  # evaluate and save an average of the weights instead of the last ones
+    synthetic_share: float = 1.0  # share of the synthetic images, drawn afresh each epoch; MNIST's digits all go in
+
+
+PREVIOUS_RECIPE = Recipe(epochs=IMPROVED_EPOCHS, batch_size=BATCH_SIZE, peak_learning_rate=IMPROVED_PEAK_LR)
+FAST_RECIPE = Recipe(epochs=6, batch_size=BATCH_SIZE, peak_learning_rate=IMPROVED_PEAK_LR, ema_momentum=0.995,
+                     synthetic_share=0.5)
+RECIPE = PREVIOUS_RECIPE
+
+
+class EpochSampler(keras.utils.PyDataset):
+    """Batches of (images, targets, weights): the first `kept` rows every epoch, and a fresh random `share` of the
+    others, all shuffled."""
+
+    def __init__(self, images, targets, weights, kept, share, batch_size, seed):
+        super().__init__()
+        self.arrays, self.kept, self.batch_size = (images, targets, weights), kept, batch_size
+        self.drawn = round(share * (len(images) - kept))
+        self.rng = np.random.default_rng(seed)
+        self.on_epoch_end()
+
+    def __len__(self):
+        return -(-(self.kept + self.drawn) // self.batch_size)
+
+    def on_epoch_end(self):
+        extra = self.rng.choice(np.arange(self.kept, len(self.arrays[0])), self.drawn, replace=False)
+        self.order = self.rng.permutation(np.r_[np.arange(self.kept), extra])
+
+    def __getitem__(self, index):
+        rows = np.sort(self.order[index * self.batch_size:(index + 1) * self.batch_size])
+        return tuple(array[rows] for array in self.arrays)
+
+
+def train_improved_cnn(train, validation=None, synthetic=None, seed=42, epochs=None, name="improved_cnn",
+                       policy="float32", verbose=2, non_digits=True, other_digits=True, recipe=None):
+    """A network from `seed`, trained with `recipe` (default: RECIPE) for `epochs` (default: the recipe's) on the
+    digits of train = (images, labels) and, when given, the synthetic images. With validation data and no weight
+    average it keeps the best epoch's weights; otherwise the last (or their average). Returns the model, its history
     (None without validation data) and the training seconds."""
+    recipe = recipe or RECIPE
+    epochs = epochs or recipe.epochs
+    batch_size = min(recipe.batch_size, BATCH_SIZE)  # quick mode's smaller batches
     keras.utils.set_random_seed(seed)
     model = build_improved_cnn(seed=seed, name=name, policy=policy)
     images, targets, weights = improved_training_data(*train, synthetic, non_digits, other_digits)
-    schedule = cosine_schedule(IMPROVED_PEAK_LR, epochs, steps_per_epoch(len(images)), WARMUP_FRACTION)
+    if recipe.synthetic_share < 1 and len(images) > len(train[0]):
+        data = {"x": EpochSampler(images, targets, weights, len(train[0]), recipe.synthetic_share, batch_size, seed)}
+        steps = len(data["x"])
+    else:
+        data = {"x": images, "y": targets, "sample_weight": weights, "batch_size": batch_size}
+        steps = steps_per_epoch(len(images), batch_size)
+    schedule = cosine_schedule(recipe.peak_learning_rate, epochs, steps, recipe.warmup_fraction)
+    optimizer = keras.optimizers.Adam(schedule, use_ema=bool(recipe.ema_momentum),
+                                      ema_momentum=recipe.ema_momentum or 0.99)
+    model.compile(optimizer=optimizer, loss="categorical_crossentropy",
+                  metrics=["accuracy"] if validation is not None else None)
+    callbacks, validation_data = [], None
     if validation is not None:
-        history, seconds = fit(model, (images, targets), validation, epochs, schedule, sample_weight=weights,
-                               verbose=verbose)
-        return model, history, seconds
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="categorical_crossentropy")
+        validation_data = (validation[0], keras.utils.to_categorical(validation[1], 10))
+        if not recipe.ema_momentum:
+            callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=epochs,
+                                                           restore_best_weights=True))
     start = time.perf_counter()
-    model.fit(images, targets, sample_weight=weights, epochs=epochs, batch_size=BATCH_SIZE, verbose=verbose)
-    return model, None, time.perf_counter() - start
+    history = model.fit(**data, epochs=epochs, validation_data=validation_data, callbacks=callbacks, verbose=verbose)
+    seconds = time.perf_counter() - start
+    if validation is None:
+        return model, None, seconds
+    history = pd.DataFrame(history.history, index=pd.RangeIndex(1, len(history.epoch) + 1, name="epoch"))
+    return model, history, seconds

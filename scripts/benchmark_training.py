@@ -159,6 +159,52 @@ def run_ablation(mnist, seeds, epochs, policy, output):
     print(table.groupby("training_set", sort=False).mean(numeric_only=True).drop(columns="seed").to_string())
 
 
+def run_recipes(mnist, seeds, policy, output, smoke=False):
+    """Train the served model's network with the previous recipe and the new one (the package's PREVIOUS_RECIPE and
+    FAST_RECIPE) for each seed, on the notebooks' split and synthetic images for that seed, in the order new,
+    previous / previous, new / ... so that the machine's drifting speed weighs on both alike. Each network is scored
+    on the validation split with the weights it keeps, and once on the test set. Writes recipe_speed.csv, keeping
+    the rows of other policies already there."""
+    import keras
+    import pandas as pd
+
+    from mnist_digits import synthetic, training
+    path = output / "recipe_speed.csv"
+    rows = [row for row in pd.read_csv(path).to_dict("records") if row["policy"] != policy] if path.exists() else []
+    recipes = {"new": training.FAST_RECIPE, "previous": training.PREVIOUS_RECIPE}
+    for number, seed in enumerate(seeds):
+        train, validation, test = split(mnist, seed)
+        if smoke:
+            train = (train[0][:2000], train[1][:2000])
+        sizes = {"non_digits": 200, "style_digits": 100, "scanned_digits": 100} if smoke else {}
+        training_set = synthetic.make_synthetic_training_data(*train, seed=seed, **sizes)
+        order = list(recipes) if number % 2 == 0 else list(recipes)[::-1]
+        for name in order:
+            recipe = recipes[name]
+            epochs = min(recipe.epochs, 2) if smoke else recipe.epochs
+            print(f"seed {seed}: the {name} recipe, {recipe}", flush=True)
+            model, _, seconds = training.train_improved_cnn(train, validation, training_set, seed=seed,
+                                                            epochs=epochs, policy=policy, recipe=recipe)
+            row = {"recipe": name, "policy": policy, "seed": seed, "epochs": epochs,
+                   "train_seconds": round(seconds, 1)}
+            row.update({k: v for k, v in scores(model, validation, test).items() if k != "test_errors"})
+            row["cpu"] = training.describe_cpu()
+            rows.append(row)
+            print(", ".join(f"{key} {value}" for key, value in row.items()), flush=True)
+            if not smoke:
+                pd.DataFrame(rows).to_csv(path, index=False)
+            keras.backend.clear_session(free_memory=True)
+    table = pd.DataFrame(rows)
+    summary = table.groupby(["policy", "recipe"]).agg(
+        runs=("seed", "size"), mean_train_seconds=("train_seconds", "mean"),
+        mean_test_accuracy=("test_accuracy", "mean"), lowest_test_accuracy=("test_accuracy", "min"))
+    print(summary.to_string())
+    for policy_name, group in summary.groupby(level="policy"):
+        seconds = group.droplevel("policy")["mean_train_seconds"]
+        print(f"{policy_name}: the new recipe trains in {seconds['new'] / seconds['previous']:.0%} of the previous "
+              "one's seconds")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 1, 2, 3, 4])
@@ -169,6 +215,8 @@ def main():
     parser.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16"], default="auto",
                         help="the compute policy (auto: bfloat16 where the CPU computes it natively)")
     parser.add_argument("--smoke", action="store_true", help="a check that the script runs: 2,000 images, 1-2 epochs")
+    parser.add_argument("--recipes", action="store_true",
+                        help="train the served model with the previous and the new recipe (figures/recipe_speed.csv)")
     parser.add_argument("--ablation", action="store_true",
                         help="train the network with and without its synthetic training images")
     args = parser.parse_args()
@@ -190,6 +238,9 @@ def main():
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, policy {policy}, {os.cpu_count()} cores; new "
           f"design: {epochs} epochs, peak rate {training.IMPROVED_PEAK_LR}", flush=True)
 
+    if args.recipes:
+        run_recipes(mnist, args.seeds, policy, args.output, args.smoke)
+        return
     if args.ablation:
         run_ablation(mnist, args.seeds, epochs, policy, args.output)
         return

@@ -173,26 +173,57 @@ def test_each_ablation_arm_trains_on_its_parts(digits):
     assert np.array_equal(arms["MNIST only"][0], images)
 
 
-def test_the_recipe_fits_what_it_was_given(digits, monkeypatch):
-    """train_improved_cnn without validation data (Kaggle mode's refit) fits the recipe's training set for the
-    epochs asked, in the recipe's batches, and keeps the last weights."""
+class Recorder:
+    """Stands in for the network in train_improved_cnn: keeps how it is compiled and what it is fitted on."""
+
+    def __init__(self, seed, name, policy):
+        self.seed, self.name = seed, name
+
+    def compile(self, **kwargs):
+        self.compiled = kwargs
+
+    def fit(self, x, y=None, sample_weight=None, **kwargs):
+        self.fitted = x, y, sample_weight, kwargs
+
+
+def test_the_previous_recipe_fits_what_it_was_given(digits, monkeypatch):
+    """train_improved_cnn with the previous recipe and without validation data (Kaggle mode's refit) fits the whole
+    training set each epoch, for the epochs asked, in the recipe's batches, without a weight average."""
     training = pytest.importorskip("mnist_digits.training")
-
-    class Recorder:  # stands in for the network: keeps what it is fitted on
-        def __init__(self, seed, name, policy):
-            self.seed, self.name = seed, name
-
-        def compile(self, **kwargs):
-            self.compiled = kwargs
-
-        def fit(self, data, targets, sample_weight, **kwargs):
-            self.fitted = data, targets, sample_weight, kwargs
-
     monkeypatch.setattr(training, "build_improved_cnn", Recorder)
     images, labels = digits[0][..., np.newaxis], digits[1]
     extra = synthetic.make_synthetic_training_data(images, labels, non_digits=10, style_digits=6, scanned_digits=4)
     model, history, _ = training.train_improved_cnn((images, labels), None, extra, seed=7, epochs=3, name="probe",
-                                                    verbose=0)
+                                                    verbose=0, recipe=training.PREVIOUS_RECIPE)
     data, targets, weights, options = model.fitted
     assert history is None and model.seed == 7 and len(data) == len(targets) == len(weights) == 80
-    assert options == {"epochs": 3, "batch_size": training.BATCH_SIZE, "verbose": 0}
+    assert options == {"epochs": 3, "batch_size": training.BATCH_SIZE, "verbose": 0, "validation_data": None,
+                       "callbacks": []}
+    assert not model.compiled["optimizer"].use_ema
+
+
+def test_the_fast_recipe_draws_a_fresh_share_of_the_synthetic_images_each_epoch(digits, monkeypatch):
+    """With FAST_RECIPE every epoch holds all the MNIST digits and a new random share of the synthetic images, each
+    once, with their targets and weights; the optimizer keeps an average of the weights."""
+    training = pytest.importorskip("mnist_digits.training")
+    monkeypatch.setattr(training, "build_improved_cnn", Recorder)
+    images, labels = digits[0][..., np.newaxis], digits[1]
+    extra = synthetic.make_synthetic_training_data(images, labels, non_digits=10, style_digits=6, scanned_digits=4)
+    model, _, _ = training.train_improved_cnn((images, labels), None, extra, seed=7, name="probe", verbose=0,
+                                              recipe=training.FAST_RECIPE)
+    batches, _, _, options = model.fitted
+    assert options["epochs"] == training.FAST_RECIPE.epochs and model.compiled["optimizer"].use_ema
+    all_images, all_targets, all_weights = training.improved_training_data(images, labels, extra)
+    flat = all_images.reshape(len(all_images), -1)
+    drawn = []
+    for _ in range(2):
+        epoch = [batches[index] for index in range(len(batches))]
+        assert max(len(batch[0]) for batch in epoch) <= min(training.FAST_RECIPE.batch_size, training.BATCH_SIZE)
+        epoch_images, epoch_targets, epoch_weights = (np.concatenate(part) for part in zip(*epoch))
+        rows = [int(np.flatnonzero((flat == image.ravel()).all(axis=1))[0]) for image in epoch_images]
+        assert len(set(rows)) == len(rows) == 60 + round(training.FAST_RECIPE.synthetic_share * 20)
+        assert set(range(60)) <= set(rows), "an MNIST digit left out"
+        assert np.array_equal(epoch_targets, all_targets[rows]) and np.array_equal(epoch_weights, all_weights[rows])
+        drawn.append(set(rows) - set(range(60)))
+        batches.on_epoch_end()
+    assert drawn[0] != drawn[1], "the same synthetic images in two epochs"
