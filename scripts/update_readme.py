@@ -25,7 +25,7 @@ NOTEBOOKS = {  # the series in the order it runs, and what each teaches
                                                  "attributions checked for faithfulness, embeddings, your own digits",
 }
 MARKERS = {name: (f"<!-- {name}:start -->", f"<!-- {name}:end -->")
-           for name in ("notebooks", "results", "toward", "served", "stress", "ablation", "speed")}
+           for name in ("notebooks", "results", "toward", "served", "recipe", "stress", "ablation", "speed")}
 
 
 def code_lines(notebook):
@@ -116,6 +116,38 @@ def served_block(repo=REPO):
             f"{100 * metadata['test_error_on_accepted']:.2f}% errors among those, and holds back the rest as unsure. "
             f"Of held-out letters and symbols it passes at most {100 * letters:.1f}% as a digit; AUROC of digits "
             f"against non-digits {metadata['auroc']:.4f}. Trained {metadata['date']}.")
+
+
+def recipe_block(repo=REPO):
+    """The served model's previous and new training recipes side by side, from figures/recipe_speed.csv
+    (scripts/benchmark_training.py --recipes): means over seeds, per compute policy."""
+    rows = read_csv(repo / "figures" / "recipe_speed.csv")
+    lines = ["| policy | recipe | epochs | seeds | mean training time (s) | mean validation accuracy "
+             "| mean test accuracy | lowest test accuracy |", "| --- | --- |" + " ---: |" * 6]
+    notes = []
+    for policy in dict.fromkeys(row["policy"] for row in rows):
+        means = {}
+        for recipe in ("previous", "new"):
+            mine = [row for row in rows if row["policy"] == policy and row["recipe"] == recipe]
+            mean = {key: sum(float(row[key]) for row in mine) / len(mine)
+                    for key in ("train_seconds", "val_accuracy", "test_accuracy")}
+            means[recipe] = mean["train_seconds"]
+            lines.append(f"| {policy} | {recipe} | {mine[0]['epochs']} | {', '.join(row['seed'] for row in mine)} "
+                         f"| {mean['train_seconds']:.0f} | {100 * mean['val_accuracy']:.2f}% "
+                         f"| {100 * mean['test_accuracy']:.3f}% "
+                         f"| {min(100 * float(row['test_accuracy']) for row in mine):.2f}% |")
+        cpu = " and ".join(dict.fromkeys(row.get("cpu") or "CPU not recorded" for row in rows
+                                         if row["policy"] == policy))
+        new = [float(row["test_accuracy"]) for row in rows if row["policy"] == policy and row["recipe"] == "new"]
+        met = {"at most 40% of the previous one's time": means["new"] <= 0.4 * means["previous"],
+               "a mean test accuracy of at least 99.60%": sum(new) / len(new) >= 0.996,
+               "no seed below 99.52%": min(new) >= 0.9952}
+        notes.append(f"in {policy}, on a {cpu}, the new recipe trains in {means['new'] / means['previous']:.0%} of the "
+                     f"previous one's time (targets met: {', '.join(k for k, v in met.items() if v) or 'none'}; "
+                     f"not met: {', '.join(k for k, v in met.items() if not v) or 'none'})")
+    lines += ["", "Measured by `scripts/benchmark_training.py --recipes`, the two recipes' runs interleaved on one "
+                  f"machine: {'; '.join(notes)}."]
+    return "\n".join(lines)
 
 
 def stress_columns(repo):
@@ -221,7 +253,7 @@ def ablation_block(repo=REPO):
 
 
 BLOCKS = {"README.md": {"notebooks": notebooks_block, "results": results_block, "toward": toward_block,
-                        "served": served_block},
+                        "served": served_block, "recipe": recipe_block},
           "docs/results.md": {"stress": stress_block, "ablation": ablation_block, "speed": speed_block}}
 
 

@@ -318,3 +318,23 @@ def test_ablation_covers_the_served_recipe_over_two_seeds():
 
 def test_the_package_is_the_one_the_tests_import():
     assert mnist_digits.__file__.startswith(str(REPO / "mnist_digits"))
+
+
+RECIPE_COLUMNS = ["recipe", "policy", "seed", "epochs", "train_seconds", "val_accuracy", "test_accuracy"]
+
+
+def test_recipe_speed_is_an_interleaved_comparison_over_three_seeds():
+    """figures/recipe_speed.csv (scripts/benchmark_training.py --recipes): in each policy, both recipes from the same
+    three or more seeds, with the package's epochs, each seed's two runs one after the other in alternating order."""
+    training = pytest.importorskip("mnist_digits.training")
+    table = pd.read_csv(REPO / "figures" / "recipe_speed.csv")
+    assert list(table.columns[:len(RECIPE_COLUMNS)]) == RECIPE_COLUMNS
+    epochs = {"previous": training.PREVIOUS_RECIPE.epochs, "new": training.FAST_RECIPE.epochs}
+    for policy, runs in table.groupby("policy", sort=False):
+        assert set(runs["recipe"]) == set(epochs) and (runs["epochs"] == runs["recipe"].map(epochs)).all(), policy
+        seeds = runs.groupby("recipe")["seed"].apply(list)
+        assert len(seeds["new"]) >= 3 and sorted(seeds["new"]) == sorted(seeds["previous"]), seeds
+        firsts = list(runs["recipe"].iloc[::2])
+        assert list(runs["seed"].iloc[::2]) == list(runs["seed"].iloc[1::2]), "a seed's two runs are apart"
+        assert all(a != b for a, b in itertools.pairwise(firsts)), f"{policy}: not interleaved: {firsts}"
+    assert table["val_accuracy"].between(0.9, 1).all() and table["test_accuracy"].between(0.9, 1).all()
