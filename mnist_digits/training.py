@@ -250,9 +250,12 @@ def fit(model, train, validation, epochs, learning_rate=1e-3, batch_size=None, p
     history = model.fit(images, targets, sample_weight=sample_weight, epochs=epochs,
                         batch_size=batch_size or BATCH_SIZE, validation_data=validation, callbacks=[stop],
                         verbose=verbose)
-    seconds = time.perf_counter() - start
-    history = pd.DataFrame(history.history, index=pd.RangeIndex(1, len(history.epoch) + 1, name="epoch"))
-    return history, seconds
+    return history_frame(history), time.perf_counter() - start
+
+
+def history_frame(history):
+    """A Keras History as a DataFrame indexed by epoch, from 1."""
+    return pd.DataFrame(history.history, index=pd.RangeIndex(1, len(history.epoch) + 1, name="epoch"))
 
 
 def improved_training_data(images, labels, synthetic=None, non_digits=True, other_digits=True):
@@ -344,7 +347,4 @@ def train_improved_cnn(train, validation=None, synthetic=None, seed=42, epochs=N
     start = time.perf_counter()
     history = model.fit(**data, epochs=epochs, validation_data=validation_data, callbacks=callbacks, verbose=verbose)
     seconds = time.perf_counter() - start
-    if validation is None:
-        return model, None, seconds
-    history = pd.DataFrame(history.history, index=pd.RangeIndex(1, len(history.epoch) + 1, name="epoch"))
-    return model, history, seconds
+    return model, None if validation is None else history_frame(history), seconds

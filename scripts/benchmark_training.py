@@ -177,6 +177,7 @@ def run_recipes(mnist, seeds, policy, output, smoke=False):
     rows = pd.read_csv(path).to_dict("records") if path.exists() and not smoke else []
     done = {(row["recipe"], row["seed"]) for row in rows if row["policy"] == policy}
     recipes = {"new": training.FAST_RECIPE, "previous": training.PREVIOUS_RECIPE}
+    cpu = training.describe_cpu()
     for number, seed in enumerate(seeds):
         train, validation, test = split(mnist, seed)
         if smoke:
@@ -193,7 +194,7 @@ def run_recipes(mnist, seeds, policy, output, smoke=False):
             row = {"recipe": name, "policy": policy, "seed": seed, "epochs": epochs,
                    "train_seconds": round(seconds, 1)}
             row.update({k: v for k, v in scores(model, validation, test).items() if k != "test_errors"})
-            row["cpu"] = training.describe_cpu()
+            row["cpu"] = cpu
             rows.append(row)
             print(", ".join(f"{key} {value}" for key, value in row.items()), flush=True)
             if not smoke:
