@@ -325,7 +325,8 @@ RECIPE_COLUMNS = ["recipe", "policy", "seed", "epochs", "train_seconds", "val_ac
 
 def test_recipe_speed_is_an_interleaved_comparison_over_three_seeds():
     """figures/recipe_speed.csv (scripts/benchmark_training.py --recipes): in each policy, both recipes from the same
-    three or more seeds, with the package's epochs, each seed's two runs one after the other in alternating order."""
+    three or more seeds, with the package's epochs, on one CPU, each seed's two runs one after the other in alternating
+    order."""
     training = pytest.importorskip("mnist_digits.training")
     table = pd.read_csv(REPO / "figures" / "recipe_speed.csv")
     assert list(table.columns[:len(RECIPE_COLUMNS)]) == RECIPE_COLUMNS
@@ -337,4 +338,5 @@ def test_recipe_speed_is_an_interleaved_comparison_over_three_seeds():
         firsts = list(runs["recipe"].iloc[::2])
         assert list(runs["seed"].iloc[::2]) == list(runs["seed"].iloc[1::2]), "a seed's two runs are apart"
         assert all(a != b for a, b in itertools.pairwise(firsts)), f"{policy}: not interleaved: {firsts}"
+        assert runs["cpu"].nunique() == 1, f"{policy}: runs from more than one CPU: {set(runs['cpu'])}"
     assert table["val_accuracy"].between(0.9, 1).all() and table["test_accuracy"].between(0.9, 1).all()

@@ -213,12 +213,12 @@ def test_the_fast_recipe_draws_a_fresh_share_of_the_synthetic_images_each_epoch(
                                               recipe=training.FAST_RECIPE)
     batches, _, _, options = model.fitted
     assert options["epochs"] == training.FAST_RECIPE.epochs and model.compiled["optimizer"].use_ema
+    assert batches.batch_size == training.FAST_RECIPE.batch_size
     all_images, all_targets, all_weights = training.improved_training_data(images, labels, extra)
     flat = all_images.reshape(len(all_images), -1)
     drawn = []
     for _ in range(2):
         epoch = [batches[index] for index in range(len(batches))]
-        assert max(len(batch[0]) for batch in epoch) <= min(training.FAST_RECIPE.batch_size, training.BATCH_SIZE)
         epoch_images, epoch_targets, epoch_weights = (np.concatenate(part) for part in zip(*epoch))
         rows = [int(np.flatnonzero((flat == image.ravel()).all(axis=1))[0]) for image in epoch_images]
         assert len(set(rows)) == len(rows) == 60 + round(training.FAST_RECIPE.synthetic_share * 20)
@@ -227,3 +227,36 @@ def test_the_fast_recipe_draws_a_fresh_share_of_the_synthetic_images_each_epoch(
         drawn.append(set(rows) - set(range(60)))
         batches.on_epoch_end()
     assert drawn[0] != drawn[1], "the same synthetic images in two epochs"
+
+
+def test_quick_mode_trains_either_recipe_in_its_small_batches(digits, monkeypatch):
+    """notebook.start's quick mode lowers training.BATCH_SIZE; both recipes then train in those batches, so that
+    batch normalisation gets enough steps on a few thousand images."""
+    training = pytest.importorskip("mnist_digits.training")
+    monkeypatch.setattr(training, "build_improved_cnn", Recorder)
+    monkeypatch.setattr(training, "BATCH_SIZE", 32)
+    images, labels = digits[0][..., np.newaxis], digits[1]
+    extra = synthetic.make_synthetic_training_data(images, labels, non_digits=10, style_digits=6, scanned_digits=4)
+    for recipe in (training.PREVIOUS_RECIPE, training.FAST_RECIPE):
+        model, _, _ = training.train_improved_cnn((images, labels), None, extra, seed=7, name="probe", verbose=0,
+                                                  recipe=recipe)
+        data, _, _, options = model.fitted
+        assert options.get("batch_size", getattr(data, "batch_size", None)) == 32, recipe
+
+
+def test_with_validation_data_each_recipe_keeps_and_validates_the_weights_it_says(digits, monkeypatch):
+    """The previous recipe keeps its best epoch on validation; the fast one keeps the average of the weights, and
+    validates that average each epoch, so that its history reports the weights that are kept."""
+    training = pytest.importorskip("mnist_digits.training")
+    monkeypatch.setattr(training, "build_improved_cnn", Recorder)
+    images, labels = digits[0][..., np.newaxis], digits[1]
+    monkeypatch.setattr(training, "history_frame", lambda history: None)  # Recorder.fit returns no History
+    kept = {}
+    for recipe in (training.PREVIOUS_RECIPE, training.FAST_RECIPE):
+        model, _, _ = training.train_improved_cnn((images, labels), (images[:10], labels[:10]), seed=7, name="probe",
+                                                  verbose=0, recipe=recipe)
+        kept[recipe] = model.fitted[3]["callbacks"]
+    [stop] = kept[training.PREVIOUS_RECIPE]
+    assert isinstance(stop, training.keras.callbacks.EarlyStopping) and stop.restore_best_weights
+    [swap] = kept[training.FAST_RECIPE]
+    assert isinstance(swap, training.keras.callbacks.SwapEMAWeights) and not swap.swap_on_epoch
