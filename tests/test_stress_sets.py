@@ -186,13 +186,20 @@ class Recorder:
         self.fitted = x, y, sample_weight, kwargs
 
 
-def test_the_previous_recipe_fits_what_it_was_given(digits, monkeypatch):
-    """train_improved_cnn with the previous recipe and without validation data (Kaggle mode's refit) fits the whole
-    training set each epoch, for the epochs asked, in the recipe's batches, without a weight average."""
+@pytest.fixture
+def recorded(digits, monkeypatch):
+    """train_improved_cnn's module with a Recorder for the network, and 60 digits with 20 synthetic images."""
     training = pytest.importorskip("mnist_digits.training")
     monkeypatch.setattr(training, "build_improved_cnn", Recorder)
     images, labels = digits[0][..., np.newaxis], digits[1]
     extra = synthetic.make_synthetic_training_data(images, labels, non_digits=10, style_digits=6, scanned_digits=4)
+    return training, images, labels, extra
+
+
+def test_the_previous_recipe_fits_what_it_was_given(recorded):
+    """train_improved_cnn with the previous recipe and without validation data (Kaggle mode's refit) fits the whole
+    training set each epoch, for the epochs asked, in the recipe's batches, without a weight average."""
+    training, images, labels, extra = recorded
     model, history, _ = training.train_improved_cnn((images, labels), None, extra, seed=7, epochs=3, name="probe",
                                                     verbose=0, recipe=training.PREVIOUS_RECIPE)
     data, targets, weights, options = model.fitted
@@ -202,13 +209,10 @@ def test_the_previous_recipe_fits_what_it_was_given(digits, monkeypatch):
     assert not model.compiled["optimizer"].use_ema
 
 
-def test_the_fast_recipe_draws_a_fresh_share_of_the_synthetic_images_each_epoch(digits, monkeypatch):
+def test_the_fast_recipe_draws_a_fresh_share_of_the_synthetic_images_each_epoch(recorded):
     """With FAST_RECIPE every epoch holds all the MNIST digits and a new random share of the synthetic images, each
     once, with their targets and weights; the optimizer keeps an average of the weights."""
-    training = pytest.importorskip("mnist_digits.training")
-    monkeypatch.setattr(training, "build_improved_cnn", Recorder)
-    images, labels = digits[0][..., np.newaxis], digits[1]
-    extra = synthetic.make_synthetic_training_data(images, labels, non_digits=10, style_digits=6, scanned_digits=4)
+    training, images, labels, extra = recorded
     model, _, _ = training.train_improved_cnn((images, labels), None, extra, seed=7, name="probe", verbose=0,
                                               recipe=training.FAST_RECIPE)
     batches, _, _, options = model.fitted
@@ -229,14 +233,11 @@ def test_the_fast_recipe_draws_a_fresh_share_of_the_synthetic_images_each_epoch(
     assert drawn[0] != drawn[1], "the same synthetic images in two epochs"
 
 
-def test_quick_mode_trains_either_recipe_in_its_small_batches(digits, monkeypatch):
+def test_quick_mode_trains_either_recipe_in_its_small_batches(recorded, monkeypatch):
     """notebook.start's quick mode lowers training.BATCH_SIZE; both recipes then train in those batches, so that
     batch normalisation gets enough steps on a few thousand images."""
-    training = pytest.importorskip("mnist_digits.training")
-    monkeypatch.setattr(training, "build_improved_cnn", Recorder)
+    training, images, labels, extra = recorded
     monkeypatch.setattr(training, "BATCH_SIZE", 32)
-    images, labels = digits[0][..., np.newaxis], digits[1]
-    extra = synthetic.make_synthetic_training_data(images, labels, non_digits=10, style_digits=6, scanned_digits=4)
     for recipe in (training.PREVIOUS_RECIPE, training.FAST_RECIPE):
         model, _, _ = training.train_improved_cnn((images, labels), None, extra, seed=7, name="probe", verbose=0,
                                                   recipe=recipe)
@@ -244,12 +245,10 @@ def test_quick_mode_trains_either_recipe_in_its_small_batches(digits, monkeypatc
         assert options.get("batch_size", getattr(data, "batch_size", None)) == 32, recipe
 
 
-def test_with_validation_data_each_recipe_keeps_and_validates_the_weights_it_says(digits, monkeypatch):
+def test_with_validation_data_each_recipe_keeps_and_validates_the_weights_it_says(recorded, monkeypatch):
     """The previous recipe keeps its best epoch on validation; the fast one keeps the average of the weights, and
     validates that average each epoch, so that its history reports the weights that are kept."""
-    training = pytest.importorskip("mnist_digits.training")
-    monkeypatch.setattr(training, "build_improved_cnn", Recorder)
-    images, labels = digits[0][..., np.newaxis], digits[1]
+    training, images, labels, _ = recorded
     monkeypatch.setattr(training, "history_frame", lambda history: None)  # Recorder.fit returns no History
     kept = {}
     for recipe in (training.PREVIOUS_RECIPE, training.FAST_RECIPE):
