@@ -171,15 +171,17 @@ def compute_policy(setting="auto"):
     return "mixed_bfloat16" if not on_gpu and cpu_computes_bfloat16() else "float32"
 
 
-def build_improved_cnn(seed=42, name="improved_cnn", policy="float32", elastic_pixels=ELASTIC_PIXELS):
-    """3 x 3 convolutions with batch normalisation and ReLU, strided ones for pooling, dropout, a softmax."""
+def build_improved_cnn(seed=42, name="improved_cnn", policy="float32", elastic_pixels=ELASTIC_PIXELS, widths=(32, 64)):
+    """3 x 3 convolutions with batch normalisation and ReLU, strided ones for pooling, dropout, a softmax. `widths`:
+    the filters of the first convolution and of the two at 12 x 12."""
+    first, middle = widths
     keras.config.set_dtype_policy(policy)
     model = keras.Sequential([
         keras.Input(shape=(28, 28, 1)),
         RandomAffine(seed=seed, elastic_pixels=elastic_pixels, name="augment"),
-        *conv_bn_relu(32, 3), *conv_bn_relu(32, 3, strides=2),  # 28 -> 26 -> 12 pixels
+        *conv_bn_relu(first, 3), *conv_bn_relu(32, 3, strides=2),  # 28 -> 26 -> 12 pixels
         layers.Dropout(0.25),
-        *conv_bn_relu(64, 3), *conv_bn_relu(64, 3), *conv_bn_relu(64, 3, strides=2, padding="same"),  # -> 4
+        *conv_bn_relu(middle, 3), *conv_bn_relu(middle, 3), *conv_bn_relu(64, 3, strides=2, padding="same"),  # -> 4
         layers.Dropout(0.25),
         *conv_bn_relu(128, 4),
         layers.Flatten(),
@@ -284,10 +286,13 @@ class Recipe:
     warmup_fraction: float = WARMUP_FRACTION
     ema_momentum: float | None = None  # evaluate and save an average of the weights instead of the last ones
     synthetic_share: float = 1.0  # share of the synthetic images, drawn afresh each epoch; MNIST's digits all go in
+    elastic_pixels: float = ELASTIC_PIXELS  # the augmentation's elastic displacement; 0: rotation, zoom, shift only
+    widths: tuple[int, int] = (32, 64)  # build_improved_cnn's filters at full resolution and at 12 x 12
 
 
 PREVIOUS_RECIPE = Recipe(epochs=IMPROVED_EPOCHS, batch_size=BATCH_SIZE, peak_learning_rate=IMPROVED_PEAK_LR)
-FAST_RECIPE = Recipe(epochs=7, batch_size=256, peak_learning_rate=4e-3, ema_momentum=0.99, synthetic_share=0.25)
+FAST_RECIPE = Recipe(epochs=10, batch_size=256, peak_learning_rate=4e-3, ema_momentum=0.99, synthetic_share=0.25,
+                     elastic_pixels=0.0, widths=(16, 48))
 RECIPE = PREVIOUS_RECIPE
 
 
@@ -325,7 +330,8 @@ def train_improved_cnn(train, validation=None, synthetic=None, seed=42, epochs=N
     quick = PREVIOUS_RECIPE.batch_size > BATCH_SIZE  # notebook.start's quick mode trains in smaller batches
     batch_size = BATCH_SIZE if quick else recipe.batch_size
     keras.utils.set_random_seed(seed)
-    model = build_improved_cnn(seed=seed, name=name, policy=policy)
+    model = build_improved_cnn(seed=seed, name=name, policy=policy, elastic_pixels=recipe.elastic_pixels,
+                               widths=recipe.widths)
     images, targets, weights = improved_training_data(*train, synthetic, non_digits, other_digits)
     if recipe.synthetic_share < 1 and len(images) > len(train[0]):
         data = {"x": EpochSampler(images, targets, weights, len(train[0]), recipe.synthetic_share, batch_size, seed)}

@@ -176,8 +176,8 @@ def test_each_ablation_arm_trains_on_its_parts(digits):
 class Recorder:
     """Stands in for the network in train_improved_cnn: keeps how it is compiled and what it is fitted on."""
 
-    def __init__(self, seed, name, policy):
-        self.seed, self.name = seed, name
+    def __init__(self, seed, name, policy, elastic_pixels, widths):
+        self.seed, self.name, self.elastic_pixels, self.widths = seed, name, elastic_pixels, widths
 
     def compile(self, **kwargs):
         self.compiled = kwargs
@@ -207,6 +207,7 @@ def test_the_previous_recipe_fits_what_it_was_given(recorded):
     assert options == {"epochs": 3, "batch_size": training.BATCH_SIZE, "verbose": 0, "validation_data": None,
                        "callbacks": []}
     assert not model.compiled["optimizer"].use_ema
+    assert model.elastic_pixels == training.ELASTIC_PIXELS and model.widths == (32, 64)  # the network as before
 
 
 def test_the_fast_recipe_draws_a_fresh_share_of_the_synthetic_images_each_epoch(recorded):
@@ -218,6 +219,7 @@ def test_the_fast_recipe_draws_a_fresh_share_of_the_synthetic_images_each_epoch(
     batches, _, _, options = model.fitted
     assert options["epochs"] == training.FAST_RECIPE.epochs and model.compiled["optimizer"].use_ema
     assert batches.batch_size == training.FAST_RECIPE.batch_size
+    assert (model.elastic_pixels, model.widths) == (training.FAST_RECIPE.elastic_pixels, training.FAST_RECIPE.widths)
     all_images, all_targets, all_weights = training.improved_training_data(images, labels, extra)
     flat = all_images.reshape(len(all_images), -1)
     drawn = []
@@ -259,3 +261,12 @@ def test_with_validation_data_each_recipe_keeps_and_validates_the_weights_it_say
     assert isinstance(stop, training.keras.callbacks.EarlyStopping) and stop.restore_best_weights
     [swap] = kept[training.FAST_RECIPE]
     assert isinstance(swap, training.keras.callbacks.SwapEMAWeights) and not swap.swap_on_epoch
+
+
+def test_the_improved_cnn_has_the_widths_and_the_augmentation_asked():
+    training = pytest.importorskip("mnist_digits.training")
+    for widths, elastic_pixels in [((32, 64), 1.0), ((16, 48), 0.0)]:
+        model = training.build_improved_cnn(elastic_pixels=elastic_pixels, widths=widths)
+        filters = [layer.filters for layer in model.layers if isinstance(layer, training.layers.Conv2D)]
+        assert filters == [widths[0], 32, widths[1], widths[1], 64, 128]
+        assert model.get_layer("augment").elastic_pixels == elastic_pixels and model.output_shape == (None, 10)
