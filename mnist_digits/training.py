@@ -26,6 +26,7 @@ IMPROVED_EPOCHS = 15
 IMPROVED_PEAK_LR = 3e-3
 WARMUP_FRACTION = 0.1
 ELASTIC_PIXELS = 1.0  # largest elastic displacement of the augmentation, in pixels
+IMPROVED_WIDTHS = (32, 64)  # the improved CNN's filters at full resolution and at 12 x 12
 OE_WEIGHT = 0.5  # weight of a non-digit's loss (its target: the uniform distribution) against a digit's
 
 
@@ -171,7 +172,8 @@ def compute_policy(setting="auto"):
     return "mixed_bfloat16" if not on_gpu and cpu_computes_bfloat16() else "float32"
 
 
-def build_improved_cnn(seed=42, name="improved_cnn", policy="float32", elastic_pixels=ELASTIC_PIXELS, widths=(32, 64)):
+def build_improved_cnn(seed=42, name="improved_cnn", policy="float32", elastic_pixels=ELASTIC_PIXELS,
+                       widths=IMPROVED_WIDTHS):
     """3 x 3 convolutions with batch normalisation and ReLU, strided ones for pooling, dropout, a softmax. `widths`:
     the filters of the first convolution and of the two at 12 x 12."""
     first, middle = widths
@@ -287,7 +289,7 @@ class Recipe:
     ema_momentum: float | None = None  # evaluate and save an average of the weights instead of the last ones
     synthetic_share: float = 1.0  # share of the synthetic images, drawn afresh each epoch; MNIST's digits all go in
     elastic_pixels: float = ELASTIC_PIXELS  # the augmentation's elastic displacement; 0: rotation, zoom, shift only
-    widths: tuple[int, int] = (32, 64)  # build_improved_cnn's filters at full resolution and at 12 x 12
+    widths: tuple[int, int] = IMPROVED_WIDTHS
 
 
 PREVIOUS_RECIPE = Recipe(epochs=IMPROVED_EPOCHS, batch_size=BATCH_SIZE, peak_learning_rate=IMPROVED_PEAK_LR)
