@@ -163,16 +163,36 @@ def run_ablation(mnist, seeds, epochs, policy, output):
     print(table.groupby("training_set", sort=False).mean(numeric_only=True).drop(columns="seed").to_string())
 
 
+def trust_scores(model, sets):
+    """The served form of the model on the stress sets (mnist_digits.stress.StressSets): the rule chosen on their
+    validation parts, then per part MNIST's coverage (answered as a confident digit), the other digit sets' mean
+    coverage and mean share called "not a digit", and the largest share of a kind of non-digit answered as a digit."""
+    from mnist_digits import export, stress
+    served = export.deployable(model)
+    probabilities = sets.probabilities(lambda images: served.predict(images, batch_size=512, verbose=0))
+    rule, _ = sets.choose_rule(probabilities)
+    row = {"unsure_below": rule["unsure_below"]}
+    for part, prefix in (("validation", "val"), ("test", "test")):
+        table = sets.table(probabilities, rule, part)
+        digit_sets = table.loc[stress.DIGIT_SETS]
+        row.update({f"{prefix}_mnist_coverage": table.loc["MNIST", "coverage"],
+                    f"{prefix}_digit_sets_coverage": digit_sets["coverage"].mean(),
+                    f"{prefix}_digit_sets_not_a_digit": digit_sets["not_a_digit"].mean(),
+                    f"{prefix}_non_digits_accepted": table.loc[stress.STRESS_KINDS, "coverage"].max()})
+    return {key: round(float(value), 4) for key, value in row.items()}
+
+
 def run_recipes(mnist, seeds, policy, output, smoke=False):
     """Train the served model's network with the previous recipe and the new one (the package's PREVIOUS_RECIPE and
     FAST_RECIPE) for each seed, on the notebooks' split and synthetic images for that seed, in the order new,
     previous / previous, new / ... so that the machine's drifting speed weighs on both alike. Each network is scored
-    on the validation split with the weights it keeps, and once on the test set. Writes recipe_speed.csv after each
-    run; the runs already there (a stopped benchmark's) are kept and not repeated."""
+    on the validation split with the weights it keeps, and once on the test set, then for its trust on the stress
+    sets (trust_scores: the rule chosen on their validation parts, read once on their test parts). Writes
+    recipe_speed.csv after each run; the runs already there (a stopped benchmark's) are kept and not repeated."""
     import keras
     import pandas as pd
 
-    from mnist_digits import synthetic, training
+    from mnist_digits import stress, synthetic, training
     path = output / "recipe_speed.csv"
     rows = pd.read_csv(path).to_dict("records") if path.exists() and not smoke else []
     done = {(row["recipe"], row["seed"]) for row in rows if row["policy"] == policy}
@@ -184,6 +204,7 @@ def run_recipes(mnist, seeds, policy, output, smoke=False):
             train = (train[0][:2000], train[1][:2000])
         sizes = {"non_digits": 200, "style_digits": 100, "scanned_digits": 100} if smoke else {}
         training_set = synthetic.make_synthetic_training_data(*train, seed=seed, **sizes)
+        sets = stress.StressSets(validation, test, *((200, 200) if smoke else (3_000, 1_000)), seed=seed)
         order = list(recipes) if number % 2 == 0 else list(recipes)[::-1]
         for name in [name for name in order if (name, seed) not in done]:
             recipe = recipes[name]
@@ -195,6 +216,7 @@ def run_recipes(mnist, seeds, policy, output, smoke=False):
                    "train_seconds": round(seconds, 1)}
             row.update({k: v for k, v in scores(model, validation, test).items() if k != "test_errors"})
             row["cpu"] = cpu
+            row.update(trust_scores(model, sets))
             rows.append(row)
             print(", ".join(f"{key} {value}" for key, value in row.items()), flush=True)
             if not smoke:
@@ -205,6 +227,10 @@ def run_recipes(mnist, seeds, policy, output, smoke=False):
         runs=("seed", "size"), mean_train_seconds=("train_seconds", "mean"),
         mean_test_accuracy=("test_accuracy", "mean"), lowest_test_accuracy=("test_accuracy", "min"))
     print(summary.to_string())
+    trust = [column for column in table.columns if column.startswith("test_") and column != "test_accuracy"]
+    if trust:
+        print("Trust on the stress sets' test parts, means over seeds:")
+        print(table.groupby(["policy", "recipe"])[trust].mean().round(4).to_string())
     for policy_name, group in summary.groupby(level="policy"):
         seconds = group.droplevel("policy")["mean_train_seconds"]
         print(f"{policy_name}: the new recipe trains in {seconds['new'] / seconds['previous']:.0%} of the previous "

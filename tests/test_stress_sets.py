@@ -270,3 +270,44 @@ def test_the_improved_cnn_has_the_widths_and_the_augmentation_asked():
         filters = [layer.filters for layer in model.layers if isinstance(layer, training.layers.Conv2D)]
         assert filters == [widths[0], 32, widths[1], widths[1], 64, 128]
         assert model.get_layer("augment").elastic_pixels == elastic_pixels and model.output_shape == (None, 10)
+
+
+def test_trust_scores_choose_the_rule_on_validation_and_report_both_parts(monkeypatch):
+    """benchmark_training.py --recipes scores each network's trust: the rule chosen once, on the stress sets'
+    validation parts, then per part MNIST's coverage, the other digit sets' mean coverage and mean share called not
+    a digit, and the worst kind of non-digit."""
+    pytest.importorskip("mnist_digits.training")
+    import pandas as pd
+
+    from mnist_digits import export, stress
+    monkeypatch.setattr(export, "deployable", lambda model: model)
+    rows = ["MNIST", *stress.DIGIT_SETS, *synthetic.STRESS_KINDS]
+
+    class Sets:
+        def probabilities(self, predict):
+            return {"predicted": predict(None)}
+
+        def choose_rule(self, probabilities):
+            assert probabilities == {"predicted": "probabilities"}
+            return {"unsure_below": 0.9}, {}
+
+        def table(self, probabilities, rule, part):
+            share = {"validation": 0.5, "test": 0.25}[part]
+            table = pd.DataFrame({"coverage": share, "not_a_digit": share / 10}, index=rows)
+            table.loc["MNIST"] = 0.97, 0.0
+            table.loc[stress.DIGIT_SETS[0], "coverage"] = 0.0  # so that a mean differs from a largest or a first
+            table.loc[synthetic.STRESS_KINDS, "coverage"] = share / 10
+            table.loc["closed shapes", "coverage"] = share / 5  # the worst kind
+            return table
+
+    class Model:
+        def predict(self, images, batch_size, verbose):
+            return "probabilities"
+
+    kept = (len(stress.DIGIT_SETS) - 1) / len(stress.DIGIT_SETS)
+    assert load_benchmark().trust_scores(Model(), Sets()) == {
+        "unsure_below": 0.9,
+        "val_mnist_coverage": 0.97, "val_digit_sets_coverage": round(0.5 * kept, 4), "val_digit_sets_not_a_digit": 0.05,
+        "val_non_digits_accepted": 0.1,
+        "test_mnist_coverage": 0.97, "test_digit_sets_coverage": round(0.25 * kept, 4),
+        "test_digit_sets_not_a_digit": 0.025, "test_non_digits_accepted": 0.05}
