@@ -23,7 +23,8 @@ rows of other seeds already there, so that seeds can be run one at a time.
 
 With --recipes it trains the served model (MNIST and the synthetic images) with the package's PREVIOUS_RECIPE and
 FAST_RECIPE from each seed, the two runs of a seed one after the other in alternating order, and writes
-figures/recipe_speed.csv (recipe, policy, seed, epochs, training seconds, validation and test accuracy, the CPU).
+figures/recipe_speed.csv (recipe, policy, seed, epochs, training seconds, validation and test accuracy, the CPU, and
+the trust on the stress sets of trust_scores).
 """
 import argparse
 import os
